@@ -1,0 +1,188 @@
+"""Typed configuration: the paper's defaults in one place, overridden by a TOML file and the env.
+
+Precedence (lowest first): the dataclass defaults below, the per-model overrides in
+``MODEL_DEFAULTS``, ``<data_dir>/config.toml`` (or ``--config FILE``), environment variables
+(``SLEEPBOT_*``, also read from ``.env``), then command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BUNDLED_MODEL = "bundled:smollm2-135m"
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Sleepbot, a friendly assistant. You remember past conversations with each user: "
+    "what they told you before is part of your memory, so answer from it when asked."
+)
+
+
+@dataclass
+class ChatConfig:
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    bot_name: str = "Sleepbot"
+    max_tokens: int = 256
+    temperature: float = 0.0  # greedy: small models ramble when sampled
+    context_tokens: int = 2048  # the sliding window's budget
+    summarize_at: float = 0.8  # paper §3.2: summarise older turns at 80% of the window
+    keep_recent_turns: int = 4  # turns never folded into the summary
+    max_message_chars: int = 8000  # longer user messages are cut (and the user told so)
+
+
+@dataclass
+class LoRAConfig:
+    rank: int = 16
+    scale: float = 2.0  # alpha / rank = 32 / 16 (paper §4.2); mlx-lm calls it scale
+    layers: int = 8
+    dropout: float = 0.0
+    keys: list[str] | None = None  # None: mlx-lm's default (attention + MLP projections)
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 1e-4
+    epochs: int = 1
+    batch_size: int = 1
+    max_seq_len: int = 256
+    grad_clip: float = 1.0
+
+
+@dataclass
+class SleepConfig:
+    turn_threshold: int = 10  # paper: light sleep after 10 turns
+    replay_ratio: float = 0.2
+    replay_decay: float = 0.85
+    deep_every: int = 5  # dreaming every k-th cycle
+    tau: float = 0.9  # accept when post >= tau * pre on the validation set
+    novelty_threshold: float = 0.0
+    importance_threshold: float = 0.3
+    utility_threshold: float = 0.0
+    phrasings_per_fact: int = 4
+    extraction: str = "patterns"  # "patterns", "model" or "both" (see bench memory)
+    idle_minutes: float = 30.0
+    nightly_time: str = "03:30"
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class Config:
+    data_dir: Path = Path("data")
+    model: str = BUNDLED_MODEL
+    log_level: str = "INFO"
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    sleep: SleepConfig = field(default_factory=SleepConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["data_dir"] = str(self.data_dir)
+        return out
+
+
+# Per-model sleep settings: the paper's window was found for a 3B model; a 135M model needs
+# its own (measured by `python -m bot bench memory`). Keys are model specs or path basenames.
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    BUNDLED_MODEL: {"sleep": {"train": {"learning_rate": 1e-4}}},
+}
+
+_ENV = {
+    "SLEEPBOT_DATA_DIR": ("data_dir", Path),
+    "SLEEPBOT_MODEL": ("model", str),
+    "SLEEPBOT_LOG_LEVEL": ("log_level", str),
+    "SLEEPBOT_SYSTEM_PROMPT": ("chat.system_prompt", str),
+    "SLEEPBOT_MAX_TOKENS": ("chat.max_tokens", int),
+    "SLEEPBOT_TEMPERATURE": ("chat.temperature", float),
+    "SLEEPBOT_CONTEXT_TOKENS": ("chat.context_tokens", int),
+    "SLEEPBOT_TURN_THRESHOLD": ("sleep.turn_threshold", int),
+    "SLEEPBOT_LEARNING_RATE": ("sleep.train.learning_rate", float),
+    "SLEEPBOT_EPOCHS": ("sleep.train.epochs", int),
+    "SLEEPBOT_LORA_RANK": ("sleep.lora.rank", int),
+    "SLEEPBOT_LORA_LAYERS": ("sleep.lora.layers", int),
+    "SLEEPBOT_TAU": ("sleep.tau", float),
+    "SLEEPBOT_IDLE_MINUTES": ("sleep.idle_minutes", float),
+    "SLEEPBOT_NIGHTLY_TIME": ("sleep.nightly_time", str),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration file or variable has a bad key or value."""
+
+
+def _apply(obj: Any, values: dict[str, Any], where: str) -> None:
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"{where}: unknown setting {key!r}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: {key!r} must be a table")
+            _apply(current, value, f"{where}.{key}")
+        elif isinstance(current, Path):
+            setattr(obj, key, Path(value))
+        elif isinstance(current, float) and isinstance(value, int):
+            setattr(obj, key, float(value))
+        else:
+            setattr(obj, key, value)
+
+
+def set_path(cfg: Config, dotted: str, value: Any) -> None:
+    """Set ``cfg.a.b.c`` from a dotted name."""
+    *parents, last = dotted.split(".")
+    obj = cfg
+    for p in parents:
+        obj = getattr(obj, p)
+    setattr(obj, last, value)
+
+
+def load_dotenv_file(path: Path = Path(".env")) -> None:
+    """Read ``.env`` into the environment without overriding variables already set."""
+    if path.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
+
+
+def load_config(
+    config_file: Path | None = None,
+    data_dir: Path | None = None,
+    model: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Config:
+    """Resolve the configuration from defaults, per-model settings, file, env and flags."""
+    env = dict(os.environ if env is None else env)
+    cfg = Config()
+    if "SLEEPBOT_DATA_DIR" in env:
+        cfg.data_dir = Path(env["SLEEPBOT_DATA_DIR"])
+    if data_dir is not None:
+        cfg.data_dir = Path(data_dir)
+    file_values: dict[str, Any] = {}
+    path = config_file or Path(env.get("SLEEPBOT_CONFIG", cfg.data_dir / "config.toml"))
+    if config_file is not None and not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.is_file():
+        try:
+            file_values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    chosen_model = model or env.get("SLEEPBOT_MODEL") or file_values.get("model", cfg.model)
+    for key in (chosen_model, Path(chosen_model).name):
+        if key in MODEL_DEFAULTS:
+            _apply(cfg, MODEL_DEFAULTS[key], f"defaults for {key}")
+            break
+    _apply(cfg, file_values, str(path))
+    for var, (dotted, kind) in _ENV.items():
+        if var in env and env[var] != "":
+            try:
+                set_path(cfg, dotted, kind(env[var]))
+            except ValueError as exc:
+                raise ConfigError(f"{var}={env[var]!r}: {exc}") from exc
+    if data_dir is not None:
+        cfg.data_dir = Path(data_dir)
+    cfg.model = chosen_model
+    return cfg

@@ -1,0 +1,101 @@
+"""The engine: the resources one process owns (config, SQLite store, model thread).
+
+Everything above it (terminal chat, the CLI verbs, the Discord bot, benchmarks) opens one
+engine with :func:`open_engine` and calls services on it; it owns nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.config import Config
+from bot.models import LoadedModel, load_model, resolve_model
+from bot.platform import backend
+from bot.runtime import ModelRuntime
+from memory import checkpoints
+from memory.log import ConversationLog
+from memory.paths import UserPaths, models_dir, store_path, user_paths
+from memory.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class DataDirError(RuntimeError):
+    """The data directory cannot be created or written."""
+
+
+def model_loader(cfg: Config) -> Callable[[], LoadedModel]:
+    """A function that resolves and loads ``cfg.model`` (run on the model thread)."""
+
+    def load() -> LoadedModel:
+        device = backend()
+        path = resolve_model(cfg.model, models_dir(cfg.data_dir))
+        return load_model(path, cfg.model, device)
+
+    return load
+
+
+@dataclass
+class Engine:
+    cfg: Config
+    store: Store
+    runtime: ModelRuntime
+    _logs: dict[str, ConversationLog] = field(default_factory=dict)
+
+    def paths(self, user_id: str) -> UserPaths:
+        return user_paths(self.cfg.data_dir, user_id)
+
+    def conversation_log(self, user_id: str) -> ConversationLog:
+        if user_id not in self._logs:
+            self._logs[user_id] = ConversationLog(self.paths(user_id).log)
+        return self._logs[user_id]
+
+    def checkpoint(self, user_id: str) -> Path | None:
+        """The user's accepted checkpoint folder, or None for the base model."""
+        return checkpoints.current_path(self.paths(user_id).checkpoints)
+
+    def checkpoint_label(self, user_id: str) -> str:
+        path = self.checkpoint(user_id)
+        return f"{user_id}/{path.name}" if path else "base"
+
+    async def recover(self) -> None:
+        """Clean up after an interrupted run: half-written checkpoints, running cycles."""
+        users_root = self.cfg.data_dir / "users"
+        if users_root.is_dir():
+            for user_dir in users_root.iterdir():
+                checkpoints.cleanup_incomplete(user_dir / "checkpoints")
+        for cycle in await self.store.running_cycles():
+            await self.store.finish_cycle(cycle.id, "failed", {"error": "interrupted"})
+            log.warning("cycle %s of user %s was interrupted; marked failed", cycle.id,
+                        cycle.user_id)
+
+
+def ensure_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataDirError(f"cannot create the data directory {path}: {exc}") from exc
+
+
+@asynccontextmanager
+async def open_engine(
+    cfg: Config, runtime: ModelRuntime | None = None
+) -> AsyncIterator[Engine]:
+    """Open the store and start the model thread; close both on exit."""
+    ensure_data_dir(cfg.data_dir)
+    store = await Store.open(store_path(cfg.data_dir))
+    own_runtime = runtime is None
+    runtime = runtime or ModelRuntime(model_loader(cfg))
+    try:
+        await runtime.astart()
+        engine = Engine(cfg, store, runtime)
+        await engine.recover()
+        yield engine
+    finally:
+        if own_runtime:
+            await runtime.aclose()
+        await store.close()

@@ -1,0 +1,106 @@
+"""Model-thread jobs for text: chat-template prompts, streamed generation, log-likelihoods.
+
+Every function here takes a :class:`bot.runtime.ModelContext` first and runs on the model
+thread (submit it through :class:`bot.runtime.ModelRuntime`); none is called from async code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from bot.runtime import ModelContext
+
+
+@dataclass
+class GenStats:
+    text: str
+    prompt_tokens: int
+    generation_tokens: int
+    prompt_tps: float
+    generation_tps: float
+    peak_memory_gb: float
+    checkpoint: str | None
+
+
+def chat_prompt(tokenizer, messages: list[dict], add_generation_prompt: bool = True) -> str:
+    """The model's chat template applied to ``messages`` (role/content dicts)."""
+    return tokenizer.apply_chat_template(
+        messages, add_generation_prompt=add_generation_prompt, tokenize=False
+    )
+
+
+def make_sampler(temperature: float):
+    from mlx_lm.sample_utils import make_sampler as _make
+
+    return _make(temp=temperature)
+
+
+def stream_reply(
+    ctx: ModelContext,
+    user_id: str | None,
+    checkpoint: Path | None,
+    messages: list[dict],
+    max_tokens: int,
+    temperature: float = 0.0,
+) -> Iterator[str]:
+    """Generator job: yields text segments of the reply; returns :class:`GenStats`."""
+    from mlx_lm import stream_generate
+
+    if user_id is None:
+        ctx.use_base()
+    else:
+        ctx.use_user(user_id, checkpoint)
+    prompt = chat_prompt(ctx.tokenizer, messages)
+    text, last = [], None
+    for last in stream_generate(
+        ctx.model, ctx.tokenizer, prompt, max_tokens=max_tokens,
+        sampler=make_sampler(temperature),
+    ):
+        if last.text:
+            text.append(last.text)
+            yield last.text
+    return GenStats(
+        text="".join(text),
+        prompt_tokens=last.prompt_tokens if last else 0,
+        generation_tokens=last.generation_tokens if last else 0,
+        prompt_tps=last.prompt_tps if last else 0.0,
+        generation_tps=last.generation_tps if last else 0.0,
+        peak_memory_gb=last.peak_memory if last else 0.0,
+        checkpoint=ctx.active_checkpoint,
+    )
+
+
+def complete(ctx: ModelContext, user_id: str | None, checkpoint: Path | None,
+             messages: list[dict], max_tokens: int, temperature: float = 0.0) -> GenStats:
+    """Run :func:`stream_reply` to the end (a plain job, not streamed)."""
+    gen = stream_reply(ctx, user_id, checkpoint, messages, max_tokens, temperature)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def continuation_logprob(model: nn.Module, prompt_ids: list[int], cont_ids: list[int]) -> float:
+    """Sum of log p(cont | prompt) under ``model``."""
+    ids = mx.array(prompt_ids + cont_ids)[None]
+    logits = model(ids[:, :-1]).astype(mx.float32)
+    logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    targets = ids[:, 1:]
+    token_lp = mx.take_along_axis(logp, targets[..., None], axis=-1)[0, :, 0]
+    return float(token_lp[len(prompt_ids) - 1 :].sum())
+
+
+def mean_token_loss(ctx: ModelContext, prompt: str, continuation: str) -> float:
+    """Mean per-token negative log-likelihood of ``continuation`` after ``prompt``."""
+    tok = ctx.tokenizer
+    p_ids = tok.encode(prompt, add_special_tokens=False)
+    c_ids = tok.encode(continuation, add_special_tokens=False)
+    if not c_ids:
+        return 0.0
+    return -continuation_logprob(ctx.model, p_ids, c_ids) / len(c_ids)

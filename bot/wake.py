@@ -1,0 +1,171 @@
+"""The wake phase: chat with a user, keep their working memory, log every exchange.
+
+Working memory is a sliding window per user (paper §3.2): when the prompt passes
+``summarize_at`` of the context budget, the older turns are summarised by the model and
+replaced by the summary. Every exchange is written to the user's SQLite index and JSONL log
+(fsynced) before :meth:`ChatService.reply` returns, so nothing shown is ever unsaved.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from bot.engine import Engine
+from bot.generation import GenStats, complete, stream_reply
+from bot.runtime import CHAT
+
+log = logging.getLogger(__name__)
+
+SUMMARY_INSTRUCTION = (
+    "Summarise this conversation in a few sentences. Keep every fact the user stated about "
+    "themselves or others (names, places, dates, preferences)."
+)
+
+
+class EmptyMessage(ValueError):
+    """The message has no text to answer."""
+
+
+@dataclass
+class Conversation:
+    """One user's working memory: a rolling summary plus the recent messages."""
+
+    user_id: str
+    session_id: int
+    summary: str | None = None
+    messages: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Reply:
+    text: str
+    exchange_id: int
+    checkpoint: str
+    truncated_input: bool
+    stats: GenStats | None = None
+
+
+def clean_text(text: str) -> str:
+    """Drop control and zero-width characters (keeping newlines and tabs) and trim."""
+    kept = [
+        ch for ch in text
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn")
+    ]
+    return "".join(kept).strip()
+
+
+class ChatService:
+    """Turns a user's message into a streamed reply, with logging and context management."""
+
+    def __init__(self, engine: Engine, max_conversations: int = 256):
+        self.engine = engine
+        self.cfg = engine.cfg.chat
+        self._conversations: OrderedDict[str, Conversation] = OrderedDict()
+        self._max = max_conversations
+
+    # -- context --------------------------------------------------------------------------
+    async def conversation(self, user_id: str) -> Conversation:
+        conv = self._conversations.get(user_id)
+        if conv is None:
+            session = await self.engine.store.start_session(user_id)
+            conv = self._conversations[user_id] = Conversation(user_id, session)
+            while len(self._conversations) > self._max:  # bounded: drop the oldest
+                self._conversations.popitem(last=False)
+        self._conversations.move_to_end(user_id)
+        return conv
+
+    def reset(self, user_id: str) -> None:
+        """Forget the working memory (the context), not the log."""
+        self._conversations.pop(user_id, None)
+
+    def system_message(self, conv: Conversation | None = None) -> dict:
+        text = self.cfg.system_prompt
+        if conv is not None and conv.summary:
+            text += f"\n\nEarlier in this conversation: {conv.summary}"
+        return {"role": "system", "content": text}
+
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        tok = self.engine.runtime.loaded.tokenizer
+        return len(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True))
+
+    async def _maybe_summarize(self, conv: Conversation, incoming: dict) -> None:
+        budget = self.cfg.context_tokens * self.cfg.summarize_at
+        messages = [self.system_message(conv), *conv.messages, incoming]
+        keep = 2 * self.cfg.keep_recent_turns
+        if self.prompt_tokens(messages) <= budget or len(conv.messages) <= keep:
+            return
+        older, recent = conv.messages[:-keep] if keep else conv.messages, conv.messages[-keep:]
+        transcript = "\n".join(f"{m['role']}: {m['content']}" for m in older)
+        if conv.summary:
+            transcript = f"(summary so far) {conv.summary}\n{transcript}"
+        stats = await self.engine.runtime.run(
+            complete, None, None,
+            [{"role": "user", "content": f"{SUMMARY_INSTRUCTION}\n\n{transcript}"}],
+            min(200, self.cfg.max_tokens),
+        )
+        conv.summary = stats.text.strip() or conv.summary
+        conv.messages = list(recent) if keep else []
+        await self.engine.store.set_session_summary(conv.session_id, conv.summary or "")
+        log.info("user %s: summarised %d older messages", conv.user_id, len(older))
+
+    # -- replying -------------------------------------------------------------------------
+    def prepare(self, text: str) -> tuple[str, bool]:
+        """Clean and bound the message; raises :class:`EmptyMessage` when nothing is left."""
+        text = clean_text(text)
+        if not text:
+            raise EmptyMessage("the message is empty")
+        limit = self.cfg.max_message_chars
+        return (text[:limit], True) if len(text) > limit else (text, False)
+
+    async def stream(self, user_id: str, text: str, result: list[Reply] | None = None
+                     ) -> AsyncIterator[str]:
+        """Yield the reply as it is generated; the exchange is saved before the last yield ends.
+
+        ``result`` (a list), if given, receives the :class:`Reply` once it is saved.
+        """
+        text, truncated = self.prepare(text)
+        conv = await self.conversation(user_id)
+        incoming = {"role": "user", "content": text}
+        await self._maybe_summarize(conv, incoming)
+        messages = [self.system_message(conv), *conv.messages, incoming]
+        checkpoint = self.engine.checkpoint(user_id)
+        pieces: list[str] = []
+        tic = time.perf_counter()
+        async for piece in self.engine.runtime.stream(
+            stream_reply, user_id, checkpoint, messages, self.cfg.max_tokens,
+            self.cfg.temperature, priority=CHAT,
+        ):
+            pieces.append(piece)
+            yield piece
+        reply_text = "".join(pieces).strip()
+        exchange_id = await self.save(user_id, text, reply_text, conv.session_id)
+        conv.messages += [incoming, {"role": "assistant", "content": reply_text}]
+        label = self.engine.checkpoint_label(user_id)
+        log.info("user %s: exchange %d answered by %s in %.2fs", user_id, exchange_id, label,
+                 time.perf_counter() - tic)
+        if result is not None:
+            result.append(Reply(reply_text, exchange_id, label, truncated))
+
+    async def reply(self, user_id: str, text: str) -> Reply:
+        """The whole reply at once (for ingest, tests and the load benchmark)."""
+        result: list[Reply] = []
+        async for _ in self.stream(user_id, text, result):
+            pass
+        return result[0]
+
+    async def save(self, user_id: str, user_text: str, reply_text: str,
+                   session_id: int | None = None, source: str = "chat") -> int:
+        """Index the exchange in SQLite, then append it to the JSONL log (fsynced)."""
+        store = self.engine.store
+        exchange_id = await store.add_exchange(user_id, user_text, reply_text,
+                                               session_id=session_id, source=source)
+        await self.engine.conversation_log(user_id).append({
+            "id": exchange_id, "ts": time.time(), "source": source,
+            "user": user_text, "assistant": reply_text,
+        })
+        return exchange_id

@@ -1,0 +1,1 @@
+"""Per-user memory: the conversation log, the SQLite store, identity data and on-disk paths."""

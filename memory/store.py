@@ -1,0 +1,699 @@
+"""The SQLite store (via aiosqlite): users, exchanges, replay buffer, cycles, checkpoints, queue.
+
+The database runs in WAL mode with ``synchronous=FULL`` so a committed write survives a
+crash. The schema is versioned: ``MIGRATIONS`` are applied in order, each in its own
+transaction, and re-opening a database applies only the newer ones. Every user-scoped
+query filters by ``user_id``: one user's data is never returned for another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+_SCHEMA_V1 = """
+CREATE TABLE users (
+    user_id TEXT PRIMARY KEY,
+    display_name TEXT,
+    created_at REAL NOT NULL,
+    turns_since_sleep INTEGER NOT NULL DEFAULT 0,
+    cycles_done INTEGER NOT NULL DEFAULT 0,
+    last_message_at REAL,
+    last_sleep_at REAL
+);
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    started_at REAL NOT NULL,
+    summary TEXT
+);
+CREATE INDEX ix_sessions_user ON sessions(user_id);
+CREATE TABLE exchanges (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+    ts REAL NOT NULL,
+    user_text TEXT NOT NULL,
+    assistant_text TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT 'chat' CHECK (source IN ('chat', 'ingest')),
+    consolidated_cycle INTEGER
+);
+CREATE INDEX ix_exchanges_user ON exchanges(user_id, consolidated_cycle);
+CREATE TABLE replay_items (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    priority REAL NOT NULL,
+    times_replayed INTEGER NOT NULL DEFAULT 0,
+    created_cycle INTEGER,
+    source_exchange_ids TEXT NOT NULL DEFAULT '[]',
+    UNIQUE (user_id, question, answer)
+);
+CREATE INDEX ix_replay_user_priority ON replay_items(user_id, priority DESC);
+CREATE TABLE cycles (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL DEFAULT 'running'
+        CHECK (status IN ('running', 'accepted', 'rejected', 'failed', 'empty')),
+    report TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX ix_cycles_user ON cycles(user_id);
+CREATE INDEX ix_cycles_status ON cycles(status);
+CREATE TABLE checkpoints (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    parent_version INTEGER,
+    created_at REAL NOT NULL,
+    cycle_id INTEGER,
+    is_current INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (user_id, version)
+);
+CREATE INDEX ix_checkpoints_user ON checkpoints(user_id);
+CREATE TABLE sleep_queue (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    requested_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'queued'
+        CHECK (state IN ('queued', 'running', 'done', 'failed')),
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX ix_sleep_queue_user ON sleep_queue(user_id);
+CREATE INDEX ix_sleep_queue_state ON sleep_queue(state, requested_at);
+-- a user has at most one pending (queued or running) sleep job
+CREATE UNIQUE INDEX ux_sleep_queue_active ON sleep_queue(user_id)
+    WHERE state IN ('queued', 'running');
+"""
+
+# Append-only: never edit a released script, add a new one. Index i brings the schema to i+1.
+MIGRATIONS: list[str] = [_SCHEMA_V1]
+
+CYCLE_STATUSES = frozenset({"running", "accepted", "rejected", "failed", "empty"})
+JOB_STATES = frozenset({"queued", "running", "done", "failed"})
+# Deleted in this order so child rows go before the users row they reference.
+_USER_TABLES = ("exchanges", "sessions", "replay_items", "checkpoints", "cycles", "sleep_queue")
+
+
+class StoreError(Exception):
+    """The store could not be opened or migrated (read-only directory, corrupt file, ...)."""
+
+
+@dataclass
+class Exchange:
+    id: int
+    user_id: str
+    ts: float
+    user_text: str
+    assistant_text: str
+    source: str
+    consolidated_cycle: int | None
+    session_id: int | None
+
+
+@dataclass
+class ReplayItem:
+    id: int
+    user_id: str
+    question: str
+    answer: str
+    priority: float
+    times_replayed: int
+    created_cycle: int | None
+    source_exchange_ids: list[int]
+
+
+@dataclass
+class CheckpointRecord:
+    user_id: str
+    version: int
+    path: str
+    parent_version: int | None
+    created_at: float
+    cycle_id: int | None
+    is_current: bool
+
+
+@dataclass
+class CycleRecord:
+    id: int
+    user_id: str
+    kind: str
+    started_at: float
+    finished_at: float | None
+    status: str
+    report: dict[str, Any]
+
+
+@dataclass
+class UserStatus:
+    user_id: str
+    turns_since_sleep: int
+    cycles_done: int
+    last_message_at: float | None
+    last_sleep_at: float | None
+
+
+def _open_error(path: Path, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"cannot open the database at {path}: {exc} "
+        "(is the directory missing or read-only, or the disk full?)"
+    )
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _exchange(row: aiosqlite.Row) -> Exchange:
+    return Exchange(
+        id=row["id"],
+        user_id=row["user_id"],
+        ts=row["ts"],
+        user_text=row["user_text"],
+        assistant_text=row["assistant_text"],
+        source=row["source"],
+        consolidated_cycle=row["consolidated_cycle"],
+        session_id=row["session_id"],
+    )
+
+
+def _replay_item(row: aiosqlite.Row) -> ReplayItem:
+    return ReplayItem(
+        id=row["id"],
+        user_id=row["user_id"],
+        question=row["question"],
+        answer=row["answer"],
+        priority=row["priority"],
+        times_replayed=row["times_replayed"],
+        created_cycle=row["created_cycle"],
+        source_exchange_ids=[int(i) for i in json.loads(row["source_exchange_ids"] or "[]")],
+    )
+
+
+def _checkpoint(row: aiosqlite.Row) -> CheckpointRecord:
+    return CheckpointRecord(
+        user_id=row["user_id"],
+        version=row["version"],
+        path=row["path"],
+        parent_version=row["parent_version"],
+        created_at=row["created_at"],
+        cycle_id=row["cycle_id"],
+        is_current=bool(row["is_current"]),
+    )
+
+
+def _cycle(row: aiosqlite.Row) -> CycleRecord:
+    return CycleRecord(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status=row["status"],
+        report=json.loads(row["report"] or "{}"),
+    )
+
+
+class Store:
+    """Async access to the SQLite database. Create with ``await Store.open(path)``."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        # One connection is shared by all coroutines: serialise so transactions don't mix.
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        """Open (creating if needed) and migrate the database at ``path``."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise _open_error(path, exc) from exc
+        db.row_factory = aiosqlite.Row
+        store = cls(db, path)
+        try:
+            await store._configure()
+            await store._migrate()
+        except BaseException as exc:
+            await db.close()  # don't leak the connection's worker thread
+            if isinstance(exc, (OSError, sqlite3.Error)):
+                raise _open_error(path, exc) from exc
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _configure(self) -> None:
+        cur = await self._db.execute("PRAGMA journal_mode=WAL")
+        row = await cur.fetchone()
+        if row is None or str(row[0]).lower() != "wal":
+            log.warning("could not enable WAL mode on %s (got %s)", self.path, row and row[0])
+        await self._db.execute("PRAGMA synchronous=FULL")
+        await self._db.execute("PRAGMA foreign_keys=ON")
+
+    async def _migrate(self) -> None:
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
+        )
+        current = await self.schema_version()
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"database {self.path} has schema version {current}, newer than this code "
+                f"({len(MIGRATIONS)}); upgrade the bot"
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            await self._apply_migration(version, MIGRATIONS[version - 1])
+
+    async def _apply_migration(self, version: int, script: str) -> None:
+        bump = (
+            f"INSERT INTO schema_version (id, version) VALUES (1, {int(version)}) "
+            "ON CONFLICT(id) DO UPDATE SET version = excluded.version;"
+        )
+        try:
+            await self._db.executescript(f"BEGIN IMMEDIATE;\n{script}\n{bump}\nCOMMIT;")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                await self._db.execute("ROLLBACK")
+            raise
+        log.info("applied schema migration %d to %s", version, self.path)
+
+    async def schema_version(self) -> int:
+        """The schema version the database is at (0 for a fresh file)."""
+        row = await self._fetchone("SELECT version FROM schema_version WHERE id = 1")
+        return int(row["version"]) if row else 0
+
+    # ------------------------------------------------------------------ helpers
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction; IMMEDIATE takes the write lock up front."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                # SQLite may already have rolled back by itself (e.g. on a full disk).
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._lock:
+            cur = await self._db.execute(sql, params)
+            return list(await cur.fetchall())
+
+    async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        async with self._lock:
+            cur = await self._db.execute(sql, params)
+            return await cur.fetchone()
+
+    async def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in its own transaction; return the affected row count."""
+        async with self._tx() as db:
+            cur = await db.execute(sql, params)
+            return cur.rowcount
+
+    @staticmethod
+    async def _ensure_user(
+        db: aiosqlite.Connection, user_id: str, display_name: str | None = None
+    ) -> None:
+        await db.execute(
+            "INSERT INTO users (user_id, display_name, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(user_id) DO UPDATE SET "
+            "display_name = COALESCE(excluded.display_name, users.display_name)",
+            (user_id, display_name, time.time()),
+        )
+
+    # ------------------------------------------------------------------ users
+
+    async def ensure_user(self, user_id: str, display_name: str | None = None) -> None:
+        """Create the user if new; update the display name when one is given."""
+        async with self._tx() as db:
+            await self._ensure_user(db, user_id, display_name)
+
+    async def user_status(self, user_id: str) -> UserStatus | None:
+        row = await self._fetchone(
+            "SELECT user_id, turns_since_sleep, cycles_done, last_message_at, last_sleep_at "
+            "FROM users WHERE user_id = ?",
+            (user_id,),
+        )
+        if row is None:
+            return None
+        return UserStatus(
+            user_id=row["user_id"],
+            turns_since_sleep=row["turns_since_sleep"],
+            cycles_done=row["cycles_done"],
+            last_message_at=row["last_message_at"],
+            last_sleep_at=row["last_sleep_at"],
+        )
+
+    async def list_users(self) -> list[str]:
+        rows = await self._fetchall("SELECT user_id FROM users ORDER BY user_id")
+        return [r["user_id"] for r in rows]
+
+    async def reset_turns(self, user_id: str) -> None:
+        """Zero the user's turn counter (no cycle is recorded)."""
+        await self._write("UPDATE users SET turns_since_sleep = 0 WHERE user_id = ?", (user_id,))
+
+    async def record_sleep(self, user_id: str) -> None:
+        """A sleep cycle finished: zero the turn counter, stamp the time, count the cycle."""
+        await self._write(
+            "UPDATE users SET turns_since_sleep = 0, last_sleep_at = ?, "
+            "cycles_done = cycles_done + 1 WHERE user_id = ?",
+            (time.time(), user_id),
+        )
+
+    async def delete_user_data(self, user_id: str) -> None:
+        """Remove every row belonging to ``user_id`` in every table."""
+        async with self._tx() as db:
+            for table in _USER_TABLES:
+                await db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+            await db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+        log.info("deleted all stored data of one user")
+
+    # ------------------------------------------------------------------ sessions
+
+    async def start_session(self, user_id: str) -> int:
+        async with self._tx() as db:
+            await self._ensure_user(db, user_id)
+            cur = await db.execute(
+                "INSERT INTO sessions (user_id, started_at) VALUES (?, ?)",
+                (user_id, time.time()),
+            )
+            return int(cur.lastrowid)
+
+    async def set_session_summary(self, session_id: int, summary: str) -> None:
+        await self._write("UPDATE sessions SET summary = ? WHERE id = ?", (summary, session_id))
+
+    # ------------------------------------------------------------------ exchanges
+
+    async def add_exchange(
+        self,
+        user_id: str,
+        user_text: str,
+        assistant_text: str,
+        *,
+        session_id: int | None = None,
+        source: str = "chat",
+        ts: float | None = None,
+    ) -> int:
+        """Store one user/assistant turn and bump the user's turn counter, atomically."""
+        ts = time.time() if ts is None else ts
+        async with self._tx() as db:
+            await self._ensure_user(db, user_id)
+            cur = await db.execute(
+                "INSERT INTO exchanges (user_id, session_id, ts, user_text, assistant_text, "
+                "source) VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, session_id, ts, user_text, assistant_text, source),
+            )
+            await db.execute(
+                "UPDATE users SET turns_since_sleep = turns_since_sleep + 1, "
+                "last_message_at = ? WHERE user_id = ?",
+                (ts, user_id),
+            )
+            return int(cur.lastrowid)
+
+    async def exchanges(self, user_id: str, *, unconsolidated_only: bool = False) -> list[Exchange]:
+        sql = "SELECT * FROM exchanges WHERE user_id = ?"
+        if unconsolidated_only:
+            sql += " AND consolidated_cycle IS NULL"
+        rows = await self._fetchall(sql + " ORDER BY id", (user_id,))
+        return [_exchange(r) for r in rows]
+
+    async def mark_consolidated(self, exchange_ids: Iterable[int], cycle_id: int) -> None:
+        ids = list(exchange_ids)
+        if not ids:
+            return
+        await self._write(
+            f"UPDATE exchanges SET consolidated_cycle = ? WHERE id IN ({_placeholders(len(ids))})",
+            (cycle_id, *ids),
+        )
+
+    async def delete_exchanges(self, user_id: str, ids: Iterable[int]) -> int:
+        ids = list(ids)
+        if not ids:
+            return 0
+        return await self._write(
+            f"DELETE FROM exchanges WHERE user_id = ? AND id IN ({_placeholders(len(ids))})",
+            (user_id, *ids),
+        )
+
+    # ------------------------------------------------------------------ replay buffer
+
+    async def add_replay_items(
+        self,
+        user_id: str,
+        items: Sequence[tuple[str, str, list[int]]],
+        priority: float,
+        cycle_id: int | None,
+    ) -> int:
+        """Insert (question, answer, source ids) items, ignoring duplicates; return new count."""
+        added = 0
+        async with self._tx() as db:
+            await self._ensure_user(db, user_id)
+            for question, answer, source_ids in items:
+                cur = await db.execute(
+                    "INSERT OR IGNORE INTO replay_items (user_id, question, answer, priority, "
+                    "created_cycle, source_exchange_ids) VALUES (?, ?, ?, ?, ?, ?)",
+                    (user_id, question, answer, priority, cycle_id, json.dumps(list(source_ids))),
+                )
+                added += cur.rowcount
+        return added
+
+    async def top_replay(self, user_id: str, k: int) -> list[ReplayItem]:
+        """The ``k`` highest-priority items (ties: oldest first)."""
+        rows = await self._fetchall(
+            "SELECT * FROM replay_items WHERE user_id = ? ORDER BY priority DESC, id LIMIT ?",
+            (user_id, max(0, k)),
+        )
+        return [_replay_item(r) for r in rows]
+
+    async def decay_replay(self, ids: Iterable[int], decay: float) -> None:
+        """Items were replayed: multiply their priority by ``decay`` and count the replay."""
+        ids = list(ids)
+        if not ids:
+            return
+        await self._write(
+            "UPDATE replay_items SET priority = priority * ?, times_replayed = times_replayed + 1 "
+            f"WHERE id IN ({_placeholders(len(ids))})",
+            (decay, *ids),
+        )
+
+    async def replay_items(self, user_id: str) -> list[ReplayItem]:
+        rows = await self._fetchall(
+            "SELECT * FROM replay_items WHERE user_id = ? ORDER BY id", (user_id,)
+        )
+        return [_replay_item(r) for r in rows]
+
+    async def delete_replay(self, user_id: str, ids: Iterable[int]) -> int:
+        ids = list(ids)
+        if not ids:
+            return 0
+        return await self._write(
+            f"DELETE FROM replay_items WHERE user_id = ? AND id IN ({_placeholders(len(ids))})",
+            (user_id, *ids),
+        )
+
+    # ------------------------------------------------------------------ cycles
+
+    async def start_cycle(self, user_id: str, kind: str) -> int:
+        async with self._tx() as db:
+            await self._ensure_user(db, user_id)
+            cur = await db.execute(
+                "INSERT INTO cycles (user_id, kind, started_at, status) "
+                "VALUES (?, ?, ?, 'running')",
+                (user_id, kind, time.time()),
+            )
+            return int(cur.lastrowid)
+
+    async def finish_cycle(self, cycle_id: int, status: str, report: dict[str, Any]) -> None:
+        if status not in CYCLE_STATUSES:
+            raise ValueError(f"unknown cycle status {status!r}")
+        await self._write(
+            "UPDATE cycles SET status = ?, finished_at = ?, report = ? WHERE id = ?",
+            (status, time.time(), json.dumps(report, ensure_ascii=False), cycle_id),
+        )
+
+    async def cycles(self, user_id: str) -> list[CycleRecord]:
+        rows = await self._fetchall(
+            "SELECT * FROM cycles WHERE user_id = ? ORDER BY id", (user_id,)
+        )
+        return [_cycle(r) for r in rows]
+
+    async def running_cycles(self) -> list[CycleRecord]:
+        """Cycles still marked running (after a crash these never finished)."""
+        rows = await self._fetchall("SELECT * FROM cycles WHERE status = 'running' ORDER BY id")
+        return [_cycle(r) for r in rows]
+
+    # ------------------------------------------------------------------ checkpoints
+
+    async def register_checkpoint(
+        self,
+        user_id: str,
+        version: int,
+        path: str | Path,
+        parent_version: int | None,
+        cycle_id: int | None,
+        make_current: bool = True,
+    ) -> None:
+        """Record a new adapter checkpoint, optionally making it the user's current one."""
+        async with self._tx() as db:
+            await self._ensure_user(db, user_id)
+            if make_current:
+                await db.execute(
+                    "UPDATE checkpoints SET is_current = 0 WHERE user_id = ?", (user_id,)
+                )
+            await db.execute(
+                "INSERT INTO checkpoints (user_id, version, path, parent_version, created_at, "
+                "cycle_id, is_current) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    user_id,
+                    version,
+                    str(path),
+                    parent_version,
+                    time.time(),
+                    cycle_id,
+                    int(make_current),
+                ),
+            )
+
+    async def current_checkpoint(self, user_id: str) -> CheckpointRecord | None:
+        row = await self._fetchone(
+            "SELECT * FROM checkpoints WHERE user_id = ? AND is_current = 1 "
+            "ORDER BY version DESC LIMIT 1",
+            (user_id,),
+        )
+        return _checkpoint(row) if row else None
+
+    async def checkpoints(self, user_id: str) -> list[CheckpointRecord]:
+        rows = await self._fetchall(
+            "SELECT * FROM checkpoints WHERE user_id = ? ORDER BY version", (user_id,)
+        )
+        return [_checkpoint(r) for r in rows]
+
+    async def set_current(self, user_id: str, version: int) -> None:
+        """Make ``version`` the user's current checkpoint (e.g. a rollback)."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "SELECT 1 FROM checkpoints WHERE user_id = ? AND version = ?", (user_id, version)
+            )
+            if await cur.fetchone() is None:
+                raise KeyError(f"user has no checkpoint version {version}")
+            await db.execute(
+                "UPDATE checkpoints SET is_current = (version = ?) WHERE user_id = ?",
+                (version, user_id),
+            )
+
+    async def delete_checkpoint(self, user_id: str, version: int) -> bool:
+        n = await self._write(
+            "DELETE FROM checkpoints WHERE user_id = ? AND version = ?", (user_id, version)
+        )
+        return n > 0
+
+    # ------------------------------------------------------------------ sleep queue
+
+    async def enqueue_sleep(self, user_id: str, kind: str) -> int:
+        """Queue a sleep job, merging with the user's pending one; return the job id.
+
+        A queued 'light' job is upgraded when 'deep' is requested; a running job is left
+        as it is (its id is returned).
+        """
+        async with self._tx() as db:
+            await self._ensure_user(db, user_id)
+            cur = await db.execute(
+                "SELECT id, kind, state FROM sleep_queue "
+                "WHERE user_id = ? AND state IN ('queued', 'running')",
+                (user_id,),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                if kind == "deep" and row["kind"] == "light" and row["state"] == "queued":
+                    await db.execute(
+                        "UPDATE sleep_queue SET kind = 'deep' WHERE id = ?", (row["id"],)
+                    )
+                return int(row["id"])
+            cur = await db.execute(
+                "INSERT INTO sleep_queue (user_id, kind, requested_at, state) "
+                "VALUES (?, ?, ?, 'queued')",
+                (user_id, kind, time.time()),
+            )
+            return int(cur.lastrowid)
+
+    async def next_sleep_job(self) -> tuple[int, str, str] | None:
+        """The oldest queued job as (id, user_id, kind); it stays queued until set running."""
+        row = await self._fetchone(
+            "SELECT id, user_id, kind FROM sleep_queue WHERE state = 'queued' "
+            "ORDER BY requested_at, id LIMIT 1"
+        )
+        return (int(row["id"]), row["user_id"], row["kind"]) if row else None
+
+    async def set_job_state(self, job_id: int, state: str) -> None:
+        """Move a job to ``state``, stamping started_at (running) or finished_at (done/failed)."""
+        if state not in JOB_STATES:
+            raise ValueError(f"unknown job state {state!r}")
+        if state == "queued":
+            await self._write(
+                "UPDATE sleep_queue SET state = 'queued', started_at = NULL WHERE id = ?",
+                (job_id,),
+            )
+            return
+        column = "started_at" if state == "running" else "finished_at"
+        await self._write(
+            f"UPDATE sleep_queue SET state = ?, {column} = ? WHERE id = ?",
+            (state, time.time(), job_id),
+        )
+
+    async def requeue_running(self) -> int:
+        """Put jobs left running by a crash back in the queue; return how many."""
+        return await self._write(
+            "UPDATE sleep_queue SET state = 'queued', started_at = NULL WHERE state = 'running'"
+        )
+
+    async def queue_snapshot(self) -> list[dict[str, Any]]:
+        """Pending jobs (running first, then queued in FIFO order) as plain dicts."""
+        rows = await self._fetchall(
+            "SELECT id, user_id, kind, requested_at, state, started_at, finished_at "
+            "FROM sleep_queue WHERE state IN ('queued', 'running') "
+            "ORDER BY state = 'queued', requested_at, id"
+        )
+        return [dict(r) for r in rows]
