@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import sys
@@ -85,7 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--user", required=True)
     ev.add_argument("--mc", type=Path, required=True)
     ev.add_argument("--json", action="store_true")
+
+    for name in VERB_MODULES:  # each adds its parsers and registers its @command functions
+        importlib.import_module(name).add_parsers(sub, bsub)
     return p
+
+
+# Modules with more verbs; each defines ``add_parsers(sub, bench_sub)`` (top-level and
+# ``bench`` subparsers) and registers ``@command("verb")`` / ``@command("bench name")`` functions.
+VERB_MODULES: list[str] = []
 
 
 def setup_logging(cfg: Config, verbose: bool) -> None:
@@ -109,7 +118,7 @@ def run_cli(argv: list[str]) -> int:
         return 2
     setup_logging(cfg, args.verbose)
     key = args.command
-    if key in ("bench", "model"):
+    if hasattr(args, f"{key}_command"):  # nested verbs: "bench generate", "model import"
         key = f"{key} {getattr(args, key + '_command')}"
     from bot.engine import DataDirError
     from bot.models import ModelError
