@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     recall = sub.add_parser("recall", help="answer from the user's weights, empty context")
     recall.add_argument("--user", required=True)
     recall.add_argument("--json", action="store_true")
-    recall.add_argument("question")
+    recall.add_argument("question", nargs="?", default=None)
+    recall.add_argument("--batch", type=Path, default=None,
+                        help="a JSON list of questions; prints a JSON list of answers")
 
     ev = sub.add_parser("eval", help="multiple-choice accuracy of the user's weights")
     ev.add_argument("--user", required=True)
@@ -94,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules with more verbs; each defines ``add_parsers(sub, bench_sub)`` (top-level and
 # ``bench`` subparsers) and registers ``@command("verb")`` / ``@command("bench name")`` functions.
-VERB_MODULES: list[str] = []
+VERB_MODULES: list[str] = ["bot.bench_memory", "bot.bench_sleep", "bot.cmd_discord",
+                            "bot.cmd_orchestrator"]
 
 
 def setup_logging(cfg: Config, verbose: bool) -> None:

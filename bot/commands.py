@@ -145,30 +145,52 @@ def sleep_cmd(args: argparse.Namespace, cfg: Config) -> int:
 
 async def recall_answer(engine, user_id: str, question: str) -> tuple[str, str]:
     """Answer from the user's weights with only the system prompt: no history, no retrieval."""
-    from bot.generation import complete
+    answers, label = await recall_answers(engine, user_id, [question])
+    return answers[0], label
+
+
+async def recall_answers(engine, user_id: str, questions: list[str]) -> tuple[list[str], str]:
+    """:func:`recall_answer` for many questions, decoded as one batch."""
+    from bot.generation import complete_batch
     from bot.wake import clean_text
 
     checkpoint = engine.checkpoint(user_id)
-    messages = [{"role": "system", "content": engine.cfg.chat.system_prompt},
-                {"role": "user", "content": clean_text(question)}]
-    stats = await engine.runtime.run(complete, user_id, checkpoint, messages,
-                                     engine.cfg.chat.max_tokens)
-    return stats.text.strip(), engine.checkpoint_label(user_id)
+    system = {"role": "system", "content": engine.cfg.chat.system_prompt}
+    conversations = [[system, {"role": "user", "content": clean_text(q)}] for q in questions]
+    answers = await engine.runtime.run(complete_batch, user_id, checkpoint, conversations,
+                                       engine.cfg.chat.max_tokens)
+    return answers, engine.checkpoint_label(user_id)
 
 
 @command("recall")
 def recall_cmd(args: argparse.Namespace, cfg: Config) -> int:
+    import json
+
     from bot.cli import UserError
     from bot.engine import open_engine
     from bot.wake import clean_text
 
-    if not clean_text(args.question):
+    if args.batch is not None:
+        try:
+            questions = [str(q) for q in json.loads(args.batch.read_text(encoding="utf-8"))]
+        except (OSError, ValueError, TypeError) as exc:
+            raise UserError(f"--batch {args.batch}: expected a JSON list of questions") from exc
+    elif args.question is None or not clean_text(args.question):
         raise UserError("the question is empty")
+    else:
+        questions = [args.question]
 
     async def main() -> int:
         async with open_engine(cfg) as engine:
-            answer, label = await recall_answer(engine, args.user, args.question)
-        print_json({"answer": answer, "checkpoint": label}) if args.json else print(answer)
+            answers, label = await recall_answers(engine, args.user, questions)
+            out = [{"question": q, "answer": a, "checkpoint": label}
+                   for q, a in zip(questions, answers, strict=True)]
+        if args.batch is not None:
+            print_json(out)
+        elif args.json:
+            print_json({"answer": out[0]["answer"], "checkpoint": out[0]["checkpoint"]})
+        else:
+            print(out[0]["answer"])
         return 0
 
     return run_async(main())

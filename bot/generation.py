@@ -104,3 +104,24 @@ def mean_token_loss(ctx: ModelContext, prompt: str, continuation: str) -> float:
     if not c_ids:
         return 0.0
     return -continuation_logprob(ctx.model, p_ids, c_ids) / len(c_ids)
+
+
+def complete_batch(ctx: ModelContext, user_id: str | None, checkpoint: Path | None,
+                   conversations: list[list[dict]], max_tokens: int) -> list[str]:
+    """Greedy replies to many independent conversations at once (mlx-lm's batch decoding).
+
+    Decoding a batch turns the per-token matrix-vector products into matrix products, which
+    is several times faster on the CPU than answering one question after another.
+    """
+    from mlx_lm.generate import batch_generate
+
+    if user_id is None:
+        ctx.use_base()
+    else:
+        ctx.use_user(user_id, checkpoint)
+    if not conversations:
+        return []
+    prompts = [ctx.tokenizer.encode(chat_prompt(ctx.tokenizer, m), add_special_tokens=False)
+               for m in conversations]
+    return [t.strip() for t in batch_generate(ctx.model, ctx.tokenizer, prompts,
+                                              max_tokens=max_tokens).texts]
