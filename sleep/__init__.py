@@ -1,0 +1,1 @@
+"""Sleep: the offline consolidation pipeline (curation, extraction, training, validation)."""

@@ -1,0 +1,75 @@
+"""Stage 1: curation. Score each not-yet-consolidated exchange and keep the worthwhile ones.
+
+* **novelty**: how surprising the user's words are to the user's current weights, from the
+  model's own mean per-token loss on them (a model job), squashed to [0, 1];
+* **importance** and **utility**: deterministic scores from :mod:`sleep.importance` (facts,
+  preferences, corrections and named entities high; greetings and filler low).
+
+Only exchanges at or above every threshold are kept; the report shows the counts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from pathlib import Path
+
+from bot.config import SleepConfig
+from bot.runtime import ModelContext
+from memory.store import Exchange
+from sleep.importance import explain, importance, utility
+from sleep.types import ScoredExchange
+
+NOVELTY_SCALE = 3.0  # nats/token; a loss of 3 maps to 1 - 1/e ≈ 0.63
+
+
+def novelty_from_loss(loss: float) -> float:
+    return 1.0 - math.exp(-max(loss, 0.0) / NOVELTY_SCALE)
+
+
+def _user_text_sequences(ctx: ModelContext, texts: list[str]) -> list[tuple[list[int], int]]:
+    enc = ctx.tokenizer.encode
+    head = enc("<|im_start|>user\n", add_special_tokens=False)
+    return [(head + enc(t, add_special_tokens=False)[:256], len(head)) for t in texts]
+
+
+def user_text_losses(ctx: ModelContext, user_id: str, checkpoint: Path | None,
+                     texts: list[str]) -> list[float]:
+    """Model job: mean per-token loss of each text as a user turn, under the user's weights."""
+    from sleep.validation import _sequence_scores
+
+    ctx.use_user(user_id, checkpoint)
+    seqs = _user_text_sequences(ctx, texts)
+    return [-s for s in _sequence_scores(ctx, seqs)] if seqs else []
+
+
+def user_text_losses_steps(ctx: ModelContext, user_id: str, checkpoint: Path | None,
+                           texts: list[str]) -> Generator[int, None, list[float]]:
+    """Generator job form of :func:`user_text_losses`: a few texts per step, so chat goes
+    first between steps (the user's weights are re-applied before each)."""
+    from sleep.validation import sequence_scores_steps
+
+    seqs = _user_text_sequences(ctx, texts)
+    scores = yield from sequence_scores_steps(ctx, seqs, lambda: ctx.use_user(user_id, checkpoint))
+    return [-s for s in scores]
+
+
+def score(exchanges: list[Exchange], losses: list[float], cfg: SleepConfig
+          ) -> list[ScoredExchange]:
+    """Combine the three scores and apply the thresholds."""
+    out = []
+    for ex, loss in zip(exchanges, losses, strict=True):
+        nov, imp, uti = novelty_from_loss(loss), importance(ex.user_text), utility(ex.user_text)
+        kept = (nov >= cfg.novelty_threshold and imp >= cfg.importance_threshold
+                and uti >= cfg.utility_threshold)
+        reason = explain(ex.user_text) if kept else _why_dropped(nov, imp, uti, cfg)
+        out.append(ScoredExchange(ex.id, ex.user_text, nov, imp, uti, kept, reason))
+    return out
+
+
+def _why_dropped(nov: float, imp: float, uti: float, cfg: SleepConfig) -> str:
+    if imp < cfg.importance_threshold:
+        return f"importance {imp:.2f} < {cfg.importance_threshold}"
+    if nov < cfg.novelty_threshold:
+        return f"novelty {nov:.2f} < {cfg.novelty_threshold}"
+    return f"utility {uti:.2f} < {cfg.utility_threshold}"

@@ -1,0 +1,286 @@
+"""Forgetting: remove what a user asks to forget from everywhere it lives, then rebuild weights.
+
+    python -m bot forget --user U (--all | --match PHRASE) [--yes]     (also /forget in Discord)
+
+A phrase matches an exchange when the user's or the bot's text contains it, ignoring case.
+The matching exchanges go from the JSONL log (rewritten atomically) and from SQLite, with the
+replay items derived from them or containing the phrase. Every checkpoint might have been
+trained on them, so the user is reset to the base model (``CURRENT`` cleared, version folders
+and registry rows deleted, cycle reports dropped: they list the facts), the remaining
+exchanges are marked unconsolidated, and one sleep cycle re-learns what remains. Session
+summaries are cleared (they may paraphrase what went), and the database is vacuumed and its
+WAL truncated so no deleted text lingers in free pages. Nothing of the forgotten text is left
+under the data directory; nothing of it is logged either.
+
+In the bot this runs inside ``Orchestrator.run_exclusive`` so no cycle of the user runs
+meanwhile; the CLI runs it directly (stop the bot first).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.engine import Engine
+from bot.retrying import retry_io
+from bot.runtime import ModelContext
+from memory import checkpoints
+from memory.store import Exchange, ReplayItem, Store
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, dict], None]
+
+
+class ForgetError(ValueError):
+    """The request names nothing to forget (no phrase and not everything)."""
+
+
+@dataclass
+class ForgetPlan:
+    """What a request would remove; shown to the user before they confirm."""
+
+    user_id: str
+    everything: bool
+    phrase: str | None
+    exchange_ids: list[int] = field(default_factory=list)
+    replay_ids: list[int] = field(default_factory=list)
+    exchanges_kept: int = 0
+    checkpoints: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.exchange_ids and not self.replay_ids and not (
+            self.everything and self.checkpoints)
+
+    def describe(self) -> str:
+        what = "everything you told me" if self.everything else "what matches your phrase"
+        if self.empty:
+            return "Nothing I remember matches that."
+        text = (f"This will forget {what}: {len(self.exchange_ids)} exchange(s) and "
+                f"{len(self.replay_ids)} stored fact(s)")
+        if self.everything or not self.exchanges_kept:
+            return text + ", and reset your memory to the base model."
+        return (text + f", then rebuild your memory from the {self.exchanges_kept} "
+                "exchange(s) that remain.")
+
+
+@dataclass
+class ForgetResult:
+    user_id: str
+    everything: bool
+    exchanges_removed: int = 0
+    log_records_removed: int = 0
+    replay_removed: int = 0
+    checkpoints_removed: int = 0
+    cycles_removed: int = 0
+    exchanges_kept: int = 0
+    rebuild: dict[str, Any] | None = None  # the rebuild cycle's report (CycleReport.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @property
+    def nothing_forgotten(self) -> bool:
+        return not (self.exchanges_removed or self.replay_removed or self.log_records_removed
+                    or self.checkpoints_removed)
+
+    def summary(self) -> str:
+        if self.nothing_forgotten:
+            return "Nothing I remember matched, so nothing was forgotten."
+        text = (f"Forgot {self.exchanges_removed} exchange(s) and {self.replay_removed} stored "
+                f"fact(s); {self.checkpoints_removed} checkpoint(s) deleted.")
+        if self.rebuild is None:
+            return text + " Your memory is back to the base model."
+        r = self.rebuild
+        return (text + f" Rebuilt from the {self.exchanges_kept} remaining exchange(s): "
+                f"cycle {r.get('status')}, now answering from {r.get('checkpoint')}.")
+
+
+def matches(text: str, phrase: str) -> bool:
+    """Case-insensitive containment (casefold handles ß, Σ and friends)."""
+    return phrase.casefold() in text.casefold()
+
+
+def _normalize_phrase(phrase: str | None, everything: bool) -> str | None:
+    from bot.wake import clean_text
+
+    if everything:
+        return None
+    cleaned = clean_text(phrase or "")
+    if not cleaned:
+        raise ForgetError("say what to forget: everything, or a phrase to match")
+    return cleaned
+
+
+def _doomed_exchange(e: Exchange, phrase: str | None) -> bool:
+    return phrase is None or matches(e.user_text, phrase) or matches(e.assistant_text, phrase)
+
+
+def _doomed_replay(item: ReplayItem, phrase: str | None, exchange_ids: set[int]) -> bool:
+    if phrase is None or exchange_ids.intersection(item.source_exchange_ids):
+        return True
+    return matches(item.question, phrase) or matches(item.answer, phrase)
+
+
+async def plan(engine: Engine, user_id: str, *, phrase: str | None = None,
+               everything: bool = False) -> ForgetPlan:
+    """What ``forget`` would remove (read-only)."""
+    phrase = _normalize_phrase(phrase, everything)
+    store = engine.store
+    exchanges = await retry_io("read exchanges", store.exchanges, user_id)
+    doomed = [e.id for e in exchanges if _doomed_exchange(e, phrase)]
+    ids = set(doomed)
+    items = await retry_io("read replay items", store.replay_items, user_id)
+    replay = [i.id for i in items if _doomed_replay(i, phrase, ids)]
+    n_checkpoints = len(checkpoints.versions(engine.paths(user_id).checkpoints))
+    return ForgetPlan(user_id, everything, phrase, doomed, replay,
+                      len(exchanges) - len(doomed), n_checkpoints)
+
+
+def _drop_cached_weights(ctx: ModelContext, user_id: str) -> None:
+    """Model job: no cached or active module of this user may survive the reset."""
+    ctx.forget_cached(user_id)
+    if ctx.active_user == user_id:
+        ctx.use_base()
+
+
+async def forget(engine: Engine, user_id: str, *, phrase: str | None = None,
+                 everything: bool = False, rebuild: bool = True, chat=None,
+                 progress: Progress | None = None) -> ForgetResult:
+    """Forget everything or what matches ``phrase``; see the module doc. Not re-entrant:
+    call it where no sleep cycle of ``user_id`` can run (``Orchestrator.run_exclusive``).
+
+    ``chat`` (a :class:`bot.wake.ChatService`), if given, loses the user's working memory.
+    """
+    p = await plan(engine, user_id, phrase=phrase, everything=everything)
+    result = ForgetResult(user_id, everything, exchanges_kept=p.exchanges_kept)
+    if chat is not None:
+        chat.reset(user_id)  # the context window may quote what is being forgotten
+    if p.empty:
+        log.info("user %s: forget matched nothing", user_id)
+        return result
+
+    def step(name: str, **info) -> None:
+        log.info("user %s: forget %s %s", user_id, name, info)
+        if progress:
+            progress(name, info)
+
+    result.log_records_removed = await _scrub_log(engine, user_id, p)
+    result.exchanges_removed, result.replay_removed = await _scrub_rows(engine.store, p)
+    step("records", exchanges=result.exchanges_removed, replay=result.replay_removed,
+         log_lines=result.log_records_removed)
+    result.checkpoints_removed, result.cycles_removed = await _reset_weights(engine, user_id)
+    step("weights", checkpoints=result.checkpoints_removed, cycles=result.cycles_removed)
+    await _compact(engine.store)
+    step("compact")
+    if rebuild and not everything:
+        result.rebuild = await rebuild_memory(engine, user_id, progress)
+    return result
+
+
+async def rebuild_memory(engine: Engine, user_id: str, progress: Progress | None = None
+                         ) -> dict[str, Any] | None:
+    """One sleep cycle on what remains after a forget; its report, or None if nothing remains.
+
+    Never retried: a failed rebuild leaves the user on the base model, which has forgotten
+    correctly, and the next sleep re-learns the rest (the exchanges stay unconsolidated).
+    """
+    from sleep.pipeline import run_cycle
+
+    if not await _has_material(engine.store, user_id):
+        return None
+    report = await run_cycle(engine, user_id, progress=progress)
+    log.info("user %s: forget rebuild %s, now %s", user_id, report.status, report.checkpoint)
+    return report.to_dict()
+
+
+async def _scrub_log(engine: Engine, user_id: str, p: ForgetPlan) -> int:
+    ids = set(p.exchange_ids)
+    phrase = p.phrase
+
+    def keep(record: dict) -> bool:
+        if phrase is None or record.get("id") in ids:
+            return False
+        return not any(matches(str(v), phrase) for v in record.values() if isinstance(v, str))
+
+    conv_log = engine.conversation_log(user_id)
+    return await retry_io("rewrite the conversation log", conv_log.rewrite, keep)
+
+
+async def _execute(store: Store, sql: str, params: tuple = ()) -> int:
+    # The store has no public API for these maintenance writes; its _write is one transaction.
+    return await store._write(sql, params)
+
+
+async def _scrub_rows(store: Store, p: ForgetPlan) -> tuple[int, int]:
+    user = p.user_id
+    n_ex = await retry_io("delete exchanges", store.delete_exchanges, user, p.exchange_ids)
+    n_rep = await retry_io("delete replay items", store.delete_replay, user, p.replay_ids)
+    if p.everything:
+        await retry_io("delete sessions", _execute, store,
+                       "DELETE FROM sessions WHERE user_id = ?", (user,))
+    else:  # summaries may paraphrase what went; they are working memory only
+        await retry_io("clear summaries", _execute, store,
+                       "UPDATE sessions SET summary = NULL WHERE user_id = ?", (user,))
+    await retry_io("unconsolidate exchanges", _execute, store,
+                   "UPDATE exchanges SET consolidated_cycle = NULL WHERE user_id = ?", (user,))
+    await retry_io("reset counters", _execute, store,
+                   "UPDATE users SET turns_since_sleep = (SELECT COUNT(*) FROM exchanges "
+                   "WHERE exchanges.user_id = users.user_id) WHERE user_id = ?", (user,))
+    return n_ex, n_rep
+
+
+async def _reset_weights(engine: Engine, user_id: str) -> tuple[int, int]:
+    """Back to the base model: CURRENT cleared, version folders, registry rows, reports gone."""
+    root = engine.paths(user_id).checkpoints
+    checkpoints.set_current(root, None)  # first: from here on the user reads the base model
+    await engine.runtime.run(_drop_cached_weights, user_id)
+    removed = 0
+    for path in sorted(root.iterdir()):
+        if path.name == checkpoints.CURRENT:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+            removed += path.name.startswith("v")
+        else:
+            path.unlink()
+    for record in await retry_io("read checkpoints", engine.store.checkpoints, user_id):
+        await retry_io("delete checkpoint row", engine.store.delete_checkpoint, user_id,
+                       record.version)
+    cycles = await retry_io("delete cycle reports", _execute, engine.store,
+                            "DELETE FROM cycles WHERE user_id = ?", (user_id,))
+    return removed, cycles
+
+
+async def _compact(store: Store) -> None:
+    """VACUUM and truncate the WAL so deleted rows leave no bytes behind."""
+
+    async def run() -> None:
+        async with store._lock:  # the store's one connection is shared by all coroutines
+            db = store._db
+            await _pragma(db, "wal_checkpoint(TRUNCATE)")
+            await (await db.execute("VACUUM")).close()
+            busy, _, _ = await _pragma(db, "wal_checkpoint(TRUNCATE)")
+            if busy:
+                raise sqlite3.OperationalError("database is busy: WAL checkpoint incomplete")
+
+    await retry_io("vacuum the database", run)
+
+
+async def _pragma(db, pragma: str) -> tuple:
+    # Fetch every row and close: an unfinished statement makes VACUUM fail.
+    cur = await db.execute(f"PRAGMA {pragma}")
+    rows = await cur.fetchall()
+    await cur.close()
+    return tuple(rows[0]) if rows else ()
+
+
+async def _has_material(store: Store, user_id: str) -> bool:
+    return bool(await store.exchanges(user_id) or await store.replay_items(user_id))

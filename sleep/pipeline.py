@@ -1,0 +1,257 @@
+"""One sleep cycle for one user: curation → extraction → replay → dreaming → training →
+validation → fusion. Each stage is a function in its own module; this is the main loop.
+
+    python -m bot sleep --user U [--deep] [--json]
+
+Works from the store, never from what is in memory (the paper's code gathered only the
+current session after a restart). Model work runs on the model thread at BACKGROUND priority,
+so chat for any user goes first between training steps. A rejected, empty or failed cycle
+leaves the user's checkpoint exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from bot import faults
+from bot.engine import Engine
+from bot.generation import complete
+from bot.runtime import BACKGROUND, ModelContext, modules_from_tensors
+from memory.identity import load_identity
+from sleep import curation, dreaming, fusion, replay, validation
+from sleep.extraction import (
+    EXTRACTION_PROMPT,
+    dedupe_pairs,
+    extract_conversation,
+    grounded,
+    parse_model_extraction,
+    qa_for_facts,
+)
+from sleep.training import TrainingDiverged, build_example, train_lora
+from sleep.types import Fact, QAPair
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, dict], None]
+
+
+@dataclass
+class CycleReport:
+    user_id: str
+    kind: str
+    cycle_id: int = 0
+    status: str = "running"  # accepted | rejected | empty | failed
+    accepted: bool = False
+    checkpoint: str | None = None  # the checkpoint current after the cycle
+    version: int = 0
+    examples: int = 0
+    facts: list[str] = field(default_factory=list)
+    stages: dict[str, dict] = field(default_factory=dict)
+    validation: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _stage(report: CycleReport, name: str, started: float, progress: Progress | None,
+           **info) -> None:
+    info["seconds"] = round(time.perf_counter() - started, 3)
+    report.stages[name] = info
+    log.info("user %s cycle %s: %s %s", report.user_id, report.cycle_id, name, info)
+    if progress:
+        progress(name, info)
+
+
+def _model_extract(ctx: ModelContext, user_id, checkpoint, texts: list[tuple[str, list[int]]],
+                   max_tokens: int = 96) -> tuple[list[Fact], int]:
+    """Model job: the model lists facts; only answers grounded in the user's text are kept."""
+    kept, proposed = [], 0
+    for text, ids in texts:
+        out = complete(ctx, user_id, checkpoint,
+                       [{"role": "user", "content": EXTRACTION_PROMPT.format(text=text)}],
+                       max_tokens)
+        log.debug("model extraction for exchanges %s: %r", ids, out.text)
+        facts = parse_model_extraction(out.text, ids)
+        proposed += len(facts)
+        kept += [f for f in facts if grounded(f.value, [text])]
+    return kept, proposed
+
+
+def _weights(ctx: ModelContext, user_id, checkpoint, overrides) -> Callable[[], None]:
+    """What a stepped scoring job re-applies before each step (chat may swap in between)."""
+    if overrides is None:
+        return lambda: ctx.use_user(user_id, checkpoint)
+    return lambda: ctx.use(overrides)
+
+
+def _score_general(ctx: ModelContext, user_id, checkpoint, overrides=None
+                   ) -> validation.Steps:
+    """Generator job: general-ability MC accuracy, a few sequences per step."""
+    try:
+        return (yield from validation.mc_accuracy_steps(
+            ctx, validation.builtin_items(), _weights(ctx, user_id, checkpoint, overrides)))
+    finally:
+        ctx.use_user(user_id, checkpoint)
+
+
+def _score_facts(ctx: ModelContext, user_id, checkpoint, system_prompt: str,
+                 pairs: list[QAPair], overrides=None) -> validation.Steps:
+    """Generator job: mean answer loss of the probe pairs, a few per step."""
+    try:
+        return (yield from validation.answer_loss_steps(
+            ctx, system_prompt, pairs, _weights(ctx, user_id, checkpoint, overrides)))
+    finally:
+        ctx.use_user(user_id, checkpoint)
+
+
+def _probe_pairs(pairs: list[QAPair]) -> list[QAPair]:
+    """One question per distinct answer: the memory gate's probe set."""
+    seen, out = set(), []
+    for p in pairs:
+        if p.answer not in seen:
+            seen.add(p.answer)
+            out.append(p)
+    return out
+
+
+async def run_cycle(engine: Engine, user_id: str, *, deep: bool = False,
+                    progress: Progress | None = None, seed: int = 0) -> CycleReport:
+    """Run one cycle now and return its report (also stored in SQLite)."""
+    store, cfg = engine.store, engine.cfg.sleep
+    status = await store.user_status(user_id)
+    cycles_done = status.cycles_done if status else 0
+    deep = deep or (cfg.deep_every > 0 and (cycles_done + 1) % cfg.deep_every == 0)
+    report = CycleReport(user_id, "deep" if deep else "light")
+    report.cycle_id = await store.start_cycle(user_id, report.kind)
+    tic = time.perf_counter()
+    try:
+        await _run(engine, report, progress, seed)
+    except TrainingDiverged as exc:
+        report.status, report.reason = "rejected", str(exc)
+    except Exception as exc:
+        report.status, report.reason = "failed", f"{type(exc).__name__}: {exc}"
+        log.exception("user %s cycle %s failed", user_id, report.cycle_id)
+    report.seconds = round(time.perf_counter() - tic, 2)
+    report.accepted = report.status == "accepted"
+    report.checkpoint = engine.checkpoint_label(user_id)
+    await store.finish_cycle(report.cycle_id, report.status, report.to_dict())
+    if progress:
+        progress("done", {"status": report.status})
+    return report
+
+
+async def _run(engine: Engine, report: CycleReport, progress: Progress | None, seed: int) -> None:
+    store, runtime, cfg = engine.store, engine.runtime, engine.cfg.sleep
+    user_id, system_prompt = report.user_id, engine.cfg.chat.system_prompt
+    checkpoint = engine.checkpoint(user_id)
+
+    # 1. curation
+    t = time.perf_counter()
+    exchanges = await store.exchanges(user_id, unconsolidated_only=True)
+    losses = await runtime.run(curation.user_text_losses_steps, user_id, checkpoint,
+                               [e.user_text for e in exchanges], priority=BACKGROUND)
+    scored = curation.score(exchanges, losses, cfg)
+    kept = [s for s in scored if s.kept]
+    faults.checkpoint("curation")
+    _stage(report, "curation", t, progress, exchanges=len(exchanges), kept=len(kept))
+
+    # 2. extraction (deterministic patterns, the model, or both; grounded in the user's words)
+    t = time.perf_counter()
+    turns = [(s.user_text, [s.exchange_id]) for s in kept]
+    facts = extract_conversation(turns) if cfg.extraction in ("patterns", "both") else []
+    n_pattern, model_proposed = len(facts), 0
+    if cfg.extraction in ("model", "both") and turns:
+        model_facts, model_proposed = await runtime.run(
+            _model_extract, user_id, checkpoint, turns, priority=BACKGROUND)
+        known = {(f.subject, f.value.lower()) for f in facts}
+        facts += [f for f in model_facts if (f.subject, f.value.lower()) not in known]
+    new_pairs = qa_for_facts(facts, cfg.phrasings_per_fact)
+    report.facts = [f.statement for f in facts]
+    _stage(report, "extraction", t, progress, facts=len(facts), pattern_facts=n_pattern,
+           model_facts_proposed=model_proposed, pairs=len(new_pairs))
+
+    # 3. replay (this user's buffer only)
+    t = time.perf_counter()
+    replayed = await replay.select_replay(store, user_id, len(new_pairs), cfg.replay_ratio)
+    replay_pairs = replay.as_pairs(replayed)
+    _stage(report, "replay", t, progress, replayed=len(replay_pairs))
+
+    # 4. dreaming (deep cycles only)
+    t = time.perf_counter()
+    dreams: list[QAPair] = []
+    proposed = 0
+    if report.kind == "deep":
+        stored = [i.answer for i in await store.replay_items(user_id)]
+        stored += [p.answer for p in new_pairs]
+        dreams, proposed = await runtime.run(dreaming.dream, user_id, checkpoint,
+                                             sorted(set(stored)), priority=BACKGROUND)
+    _stage(report, "dreaming", t, progress, proposed=proposed, kept=len(dreams))
+
+    if not new_pairs and not replay_pairs:
+        report.status, report.reason = "empty", "nothing to consolidate"
+        await store.mark_consolidated([e.id for e in exchanges], report.cycle_id)
+        return
+
+    # 5. training (identity pairs ride along in every cycle)
+    t = time.perf_counter()
+    identity = [QAPair(p.question, p.answer, [], "identity")
+                for p in load_identity(engine.paths(user_id).identity, engine.cfg.chat.bot_name)]
+    dataset = dedupe_pairs(new_pairs + replay_pairs + dreams + identity)
+    tok = runtime.loaded.tokenizer
+    examples = [build_example(tok, system_prompt, p, cfg.train.max_seq_len) for p in dataset]
+    report.examples = len(examples)
+    probe = _probe_pairs(new_pairs or replay_pairs)
+    general_pre = await runtime.run(_score_general, user_id, checkpoint, priority=BACKGROUND)
+    fact_pre = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
+                                 priority=BACKGROUND)
+
+    def on_step(p) -> None:  # runs on the model thread
+        faults.checkpoint("training")
+        if progress and (p.step == p.total or p.step % 10 == 0):
+            progress("training", {"step": p.step, "total": p.total, "loss": round(p.loss, 4)})
+
+    result = await runtime.run(train_lora, user_id, checkpoint, examples, cfg.lora, cfg.train,
+                               seed, priority=BACKGROUND, on_item=on_step)
+    _stage(report, "training", t, progress, examples=len(examples), steps=result.steps,
+           loss_first=round(result.losses[0], 4), loss_last=round(result.losses[-1], 4),
+           tokens_per_s=round(result.tokens_per_s, 1), trainable_params=result.trainable_params)
+
+    faults.checkpoint("after-training")
+
+    # 6. validation (on a copy: the user's live weights are untouched until promotion)
+    t = time.perf_counter()
+    candidate = modules_from_tensors(result.tensors)
+    general_post = await runtime.run(_score_general, user_id, checkpoint, candidate,
+                                     priority=BACKGROUND)
+    faults.checkpoint("validation")
+    fact_post = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
+                                  candidate, priority=BACKGROUND)
+    verdict = validation.gate(general_pre, general_post, cfg.tau,
+                              fact_pre if not math.isnan(fact_pre) else None, fact_post)
+    report.validation = asdict(verdict) | {"tau": cfg.tau}
+    _stage(report, "validation", t, progress, accepted=verdict.accepted, reason=verdict.reason,
+           general_pre=round(general_pre, 4), general_post=round(general_post, 4),
+           fact_loss_pre=round(fact_pre, 4), fact_loss_post=round(fact_post, 4))
+    if not verdict.accepted:
+        report.status, report.reason = "rejected", verdict.reason
+        return
+
+    # 7. fusion: promote atomically, then mark what was consolidated
+    t = time.perf_counter()
+    meta = {"base_model": engine.cfg.model, "cycle_id": report.cycle_id,
+            "sleep_config": asdict(cfg), "validation": report.validation}
+    report.version = await fusion.promote(runtime, store, user_id,
+                                          engine.paths(user_id).checkpoints, result.tensors,
+                                          meta, report.cycle_id)
+    await store.mark_consolidated([e.id for e in exchanges], report.cycle_id)
+    added = await replay.after_cycle(store, user_id, replayed, new_pairs, cfg.replay_decay,
+                                     report.cycle_id)
+    await store.record_sleep(user_id)
+    _stage(report, "fusion", t, progress, version=report.version, replay_added=added)
+    report.status, report.reason = "accepted", verdict.reason

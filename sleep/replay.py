@@ -1,0 +1,46 @@
+"""Stage 2 (paper's numbering: replay buffer integration): spaced repetition of old facts.
+
+The buffer (SQLite ``replay_items``) holds extracted Q&A pairs, not raw exchanges. Each cycle
+mixes the highest-priority items of *this user* into the batch so that they make up
+``replay_ratio`` of it, and multiplies each replayed item's priority by ``replay_decay``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from memory.store import ReplayItem, Store
+from sleep.types import QAPair
+
+REPLAY_ONLY_CAP = 32  # a cycle with no new facts replays at most this many items
+
+
+def replay_count(n_new: int, ratio: float, available: int) -> int:
+    """How many replay items make them ``ratio`` of a batch with ``n_new`` new pairs."""
+    if available <= 0 or ratio <= 0:
+        return 0
+    if n_new == 0:
+        return min(available, REPLAY_ONLY_CAP)
+    if ratio >= 1:
+        return available
+    return min(available, math.ceil(n_new * ratio / (1 - ratio)))
+
+
+async def select_replay(store: Store, user_id: str, n_new: int, ratio: float
+                        ) -> list[ReplayItem]:
+    available = len(await store.replay_items(user_id))
+    k = replay_count(n_new, ratio, available)
+    return await store.top_replay(user_id, k) if k else []
+
+
+def as_pairs(items: list[ReplayItem]) -> list[QAPair]:
+    return [QAPair(i.question, i.answer, list(i.source_exchange_ids), "replay") for i in items]
+
+
+async def after_cycle(store: Store, user_id: str, replayed: list[ReplayItem],
+                      new_pairs: list[QAPair], decay: float, cycle_id: int) -> int:
+    """Decay what was replayed; add this cycle's fact pairs at full priority."""
+    if replayed:
+        await store.decay_replay([i.id for i in replayed], decay)
+    items = [(p.question, p.answer, list(p.source_exchange_ids)) for p in new_pairs]
+    return await store.add_replay_items(user_id, items, 1.0, cycle_id) if items else 0

@@ -1,0 +1,241 @@
+"""Stage 5: LoRA training of one user's weights, as a stepped job on the model thread.
+
+Training pairs become chat-template sequences (system prompt, question, answer) and the loss
+is taken on the answer tokens only. The configured rank, scale and layer count are passed to
+mlx-lm's ``LoRALinear`` directly (the paper's code never passed rank and alpha through), and
+:func:`trainable_parameter_count` lets a test check the count they imply. ``train_lora`` is a
+generator: it yields after every optimizer step so chat jobs run in between, and re-applies its
+own weights each step because a chat job may have swapped in another user's.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx.utils import tree_flatten
+
+from bot.config import LoRAConfig, TrainConfig
+from bot.runtime import ModelContext
+from sleep.types import QAPair
+
+DEFAULT_KEYS = (
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
+)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the cycle must be rejected."""
+
+
+@dataclass
+class TrainExample:
+    ids: list[int]
+    prompt_len: int  # tokens before the answer; the loss skips them
+    source_exchange_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class TrainProgress:
+    step: int
+    total: int
+    loss: float
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    losses: list[float]
+    tokens: int
+    seconds: float
+    trainable_params: int
+    tensors: dict[str, mx.array]  # fused dense weights of every module the adapter touched
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def build_example(tokenizer, system_prompt: str, pair: QAPair, max_len: int) -> TrainExample:
+    """Token ids for (system, question, answer) with the answer closed by end-of-turn."""
+    head = [
+        {"role": "system", "content": system_prompt},
+        {"role": "user", "content": pair.question},
+    ]
+    prompt = tokenizer.apply_chat_template(head, add_generation_prompt=True, tokenize=False)
+    full = tokenizer.apply_chat_template(
+        head + [{"role": "assistant", "content": pair.answer}], tokenize=False
+    )
+    if not full.startswith(prompt):
+        raise ValueError("chat template renders the prompt differently in training mode")
+    p_ids = tokenizer.encode(prompt, add_special_tokens=False)
+    ids = tokenizer.encode(full, add_special_tokens=False)
+    return TrainExample(ids[:max_len], len(p_ids), list(pair.source_exchange_ids))
+
+
+def lora_target_paths(model: nn.Module, layers: int, keys: list[str] | None) -> list[str]:
+    """Module paths of the LoRA targets in the last ``layers`` transformer blocks."""
+    blocks = model.layers
+    keys = tuple(keys or DEFAULT_KEYS)
+    first = max(0, len(blocks) - layers)
+    prefix = "model.layers" if hasattr(model, "model") else "layers"
+    modules = dict(model.named_modules())
+    return [
+        f"{prefix}.{i}.{k}"
+        for i in range(first, len(blocks))
+        for k in keys
+        if f"{prefix}.{i}.{k}" in modules
+    ]
+
+
+def trainable_parameter_count(model: nn.Module, lora: LoRAConfig) -> int:
+    """The LoRA parameter count the configuration implies: r·(in + out) per target."""
+    modules = dict(model.named_modules())
+    total = 0
+    for path in lora_target_paths(model, lora.layers, lora.keys):
+        m = modules[path]
+        out_dims, in_dims = m.weight.shape
+        if isinstance(m, nn.QuantizedLinear):
+            in_dims = in_dims * 32 // m.bits
+        total += lora.rank * (in_dims + out_dims)
+    return total
+
+
+def _head_split(model: nn.Module):
+    """``(body, head)`` with ``model(x) == head(body(x))`` for mlx-lm's usual layout, or None."""
+    body = getattr(model, "model", None)
+    if body is None:
+        return None
+    head = getattr(model, "lm_head", None)
+    if head is None:  # tied embeddings
+        emb = getattr(body, "embed_tokens", None)
+        head = getattr(emb, "as_linear", None)
+    return (body, head) if head is not None else None
+
+
+def splits_head(model: nn.Module, ids: list[int]) -> bool:
+    """Whether the loss may skip the output head on prompt positions (checked numerically).
+
+    The head over a 49k vocabulary costs as much as several blocks, and only the answer
+    positions are in the loss; models whose forward is not ``head(body(x))`` (logit scaling,
+    soft-capping) fail the check and keep the full forward.
+    """
+    split = _head_split(model)
+    if split is None or len(ids) < 2:
+        return False
+    x = mx.array([ids[: min(len(ids), 16)]])
+    full, parts = model(x), split[1](split[0](x))
+    return full.shape == parts.shape and mx.allclose(full, parts, atol=1e-4).item()
+
+
+def _loss(model: nn.Module, inputs: mx.array, targets: mx.array, mask: mx.array,
+          start: int = 0) -> mx.array:
+    """Mean cross-entropy over the masked (answer) targets; positions before ``start`` have
+    mask 0 and skip the output head when ``start`` > 0 (see :func:`splits_head`)."""
+    if start > 0:
+        body, head = _head_split(model)
+        logits = head(body(inputs)[:, start:]).astype(mx.float32)
+        targets, mask_in = targets[:, start:], mask[:, start:]
+    else:
+        logits, mask_in = model(inputs).astype(mx.float32), mask
+    ce = nn.losses.cross_entropy(logits, targets) * mask_in
+    return ce.sum() / mx.maximum(mask.sum(), 1)
+
+
+def _batch(examples: list[TrainExample]) -> tuple[mx.array, mx.array, mx.array]:
+    width = max(len(e.ids) for e in examples) - 1
+    inputs, targets, mask = [], [], []
+    for e in examples:
+        pad = width - (len(e.ids) - 1)
+        inputs.append(e.ids[:-1] + [0] * pad)
+        targets.append(e.ids[1:] + [0] * pad)
+        # target position t predicts token t+1: answer tokens start at prompt_len
+        mask.append([1.0 if t + 1 >= e.prompt_len else 0.0 for t in range(len(e.ids) - 1)]
+                    + [0.0] * pad)
+    return mx.array(inputs), mx.array(targets), mx.array(mask)
+
+
+def schedule(n_examples: int, train: TrainConfig, seed: int) -> list[list[int]]:
+    """Batches of example indices: N = |D| × epochs examples, shuffled per epoch."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    for _ in range(train.epochs):
+        epoch = list(range(n_examples))
+        rng.shuffle(epoch)
+        order += epoch
+    bs = max(1, train.batch_size)
+    return [order[i : i + bs] for i in range(0, len(order), bs)]
+
+
+def train_lora(
+    ctx: ModelContext,
+    user_id: str,
+    checkpoint: Path | None,
+    examples: list[TrainExample],
+    lora: LoRAConfig,
+    train: TrainConfig,
+    seed: int = 0,
+) -> Iterator[TrainProgress]:
+    """Generator job: one optimizer step per ``next()``; returns a :class:`TrainResult`."""
+    from mlx_lm.tuner.lora import LoRALinear
+
+    mx.random.seed(seed)
+    ctx.use_user(user_id, checkpoint)
+    user_state = dict(ctx.user_overrides(user_id, checkpoint))
+    current = dict(ctx.model.named_modules())
+    adapters = {
+        path: LoRALinear.from_base(current[path], r=lora.rank, dropout=lora.dropout,
+                                   scale=lora.scale)
+        for path in lora_target_paths(ctx.model, lora.layers, lora.keys)
+    }
+    state = {**user_state, **adapters}
+    ctx.use(state)
+    n_params = sum(v.size for _, v in tree_flatten(ctx.model.trainable_parameters()))
+    optimizer = optim.Adam(learning_rate=train.learning_rate)
+    loss_and_grad = nn.value_and_grad(ctx.model, _loss)
+    batches = schedule(len(examples), train, seed)
+    losses: list[float] = []
+    tokens, seconds = 0, 0.0
+    sliced = bool(examples) and splits_head(ctx.model, examples[0].ids)
+    for step, idx in enumerate(batches, 1):
+        ctx.use(state)  # a chat job may have swapped weights since the last step
+        tic = time.perf_counter()
+        batch = [examples[i] for i in idx]
+        inputs, targets, mask = _batch(batch)
+        # target t predicts token t+1: the first answer target is at prompt_len - 1
+        start = min(min(e.prompt_len for e in batch) - 1, inputs.shape[1] - 1) if sliced else 0
+        loss, grads = loss_and_grad(ctx.model, inputs, targets, mask, max(start, 0))
+        if train.grad_clip:
+            grads, _ = optim.clip_grad_norm(grads, train.grad_clip)
+        optimizer.update(ctx.model, grads)
+        mx.eval(loss, ctx.model.trainable_parameters(), optimizer.state)
+        seconds += time.perf_counter() - tic
+        value = loss.item()
+        if not math.isfinite(value):
+            ctx.use_user(user_id, checkpoint)
+            raise TrainingDiverged(f"loss became {value} at step {step}")
+        losses.append(value)
+        tokens += int(sum(len(examples[i].ids) for i in idx))
+        yield TrainProgress(step, len(batches), value)
+    fused = {}
+    for path, adapter in adapters.items():
+        linear = adapter.fuse(dequantize=True)
+        fused[f"{path}.weight"] = linear.weight
+        if "bias" in linear:
+            fused[f"{path}.bias"] = linear.bias
+    for path, module in user_state.items():  # keep earlier cycles' changes outside the targets
+        if path not in adapters:
+            fused[f"{path}.weight"] = module.weight
+            if "bias" in module:
+                fused[f"{path}.bias"] = module.bias
+    mx.eval(fused)
+    ctx.use_user(user_id, checkpoint)
+    return TrainResult(len(batches), losses, tokens, seconds, n_params, fused)

@@ -1,0 +1,193 @@
+"""Stage 6: validation. Score the user's weights before and after training; gate promotion.
+
+Two gates, both fail closed (a gate that cannot score rejects):
+
+* **general ability**: multiple-choice accuracy on a fixed question set, by log-likelihood of
+  each choice (mean per token); accept only if ``post >= tau * pre`` (the paper's rule).
+* **memory** (the paper had none): the cycle's new facts must be better recalled than before,
+  measured as the mean answer loss of one question per fact: ``post < pre``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlx.core as mx
+
+from bot.runtime import ModelContext
+from sleep.types import QAPair
+
+STEP_BATCH = 4  # sequences per step of a stepped scoring job: short enough for chat to go first
+Steps = Generator[int, None, float]
+
+
+@dataclass
+class MCItem:
+    query: str
+    choices: list[str]
+    gold: int
+
+
+@dataclass
+class GateResult:
+    accepted: bool
+    general_pre: float
+    general_post: float
+    fact_loss_pre: float | None
+    fact_loss_post: float | None
+    reason: str
+
+
+class MCFileError(ValueError):
+    """A multiple-choice file has a malformed line."""
+
+
+def load_mc_file(path: Path) -> list[MCItem]:
+    """Lines of ``{"query": str, "choices": [str], "gold": int}``."""
+    items = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MCFileError(f"cannot read {path}: {exc}") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            item = MCItem(str(row["query"]), [str(c) for c in row["choices"]], int(row["gold"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise MCFileError(f"{path}:{n}: expected query/choices/gold ({exc})") from exc
+        if not 0 <= item.gold < len(item.choices):
+            raise MCFileError(f"{path}:{n}: gold index {item.gold} out of range")
+        items.append(item)
+    if not items:
+        raise MCFileError(f"{path} has no items")
+    return items
+
+
+def builtin_items() -> list[MCItem]:
+    """The project's own validation questions as MC items."""
+    from sleep.validation_questions import VALIDATION_QUESTIONS
+
+    return [MCItem(f"Question: {v.question}\nAnswer:", list(v.choices), v.gold)
+            for v in VALIDATION_QUESTIONS]
+
+
+def _sequence_scores(ctx: ModelContext, seqs: list[tuple[list[int], int]], batch: int = 16
+                     ) -> list[float]:
+    """Mean log-prob of each sequence's tokens from index ``start`` on."""
+    scores: list[float] = []
+    for i in range(0, len(seqs), batch):
+        chunk = seqs[i : i + batch]
+        width = max(len(ids) for ids, _ in chunk)
+        arr = mx.array([ids + [0] * (width - len(ids)) for ids, _ in chunk])
+        logits = ctx.model(arr[:, :-1]).astype(mx.float32)
+        logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        tok_lp = mx.take_along_axis(logp, arr[:, 1:, None], axis=-1)[..., 0]
+        mask = mx.array([[1.0 if start - 1 <= t < len(ids) - 1 else 0.0 for t in range(width - 1)]
+                         for ids, start in chunk])
+        means = (tok_lp * mask).sum(axis=1) / mx.maximum(mask.sum(axis=1), 1)
+        scores += means.tolist()
+    return scores
+
+
+def sequence_scores_steps(ctx: ModelContext, seqs: list[tuple[list[int], int]],
+                          prepare: Callable[[], None] | None = None, batch: int = STEP_BATCH
+                          ) -> Generator[int, None, list[float]]:
+    """Generator job form of :func:`_sequence_scores`: one small batch per ``next()``.
+
+    Chat jobs run between the steps and may swap in another user's weights, so ``prepare``
+    re-applies the weights being scored before every batch.
+    """
+    scores: list[float] = []
+    for i in range(0, len(seqs), batch):
+        if prepare is not None:
+            prepare()
+        scores += _sequence_scores(ctx, seqs[i : i + batch], batch)
+        yield i
+    return scores
+
+
+def _mc_sequences(ctx: ModelContext, items: list[MCItem]) -> tuple[list, list[int]]:
+    enc = ctx.tokenizer.encode
+    seqs, owners = [], []
+    for n, item in enumerate(items):
+        q = enc(item.query, add_special_tokens=False)
+        for choice in item.choices:
+            seqs.append((q + enc(" " + choice.strip(), add_special_tokens=False), len(q)))
+            owners.append(n)
+    return seqs, owners
+
+
+def mc_accuracy(ctx: ModelContext, items: list[MCItem]) -> float:
+    """Share of items whose gold choice has the highest mean log-likelihood."""
+    seqs, owners = _mc_sequences(ctx, items)
+    return _mc_pick(items, owners, _sequence_scores(ctx, seqs))
+
+
+def mc_accuracy_steps(ctx: ModelContext, items: list[MCItem],
+                      prepare: Callable[[], None] | None = None) -> Steps:
+    """Generator job form of :func:`mc_accuracy` (see :func:`sequence_scores_steps`)."""
+    seqs, owners = _mc_sequences(ctx, items)
+    scores = yield from sequence_scores_steps(ctx, seqs, prepare)
+    return _mc_pick(items, owners, scores)
+
+
+def _mc_pick(items: list[MCItem], owners: list[int], scores: list[float]) -> float:
+    best: dict[int, tuple[float, int]] = {}
+    idx_in_item: dict[int, int] = {}
+    for owner, score in zip(owners, scores, strict=True):
+        k = idx_in_item.get(owner, 0)
+        idx_in_item[owner] = k + 1
+        if owner not in best or score > best[owner][0]:
+            best[owner] = (score, k)
+    correct = sum(1 for n, item in enumerate(items) if best[n][1] == item.gold)
+    return correct / len(items)
+
+
+def answer_loss(ctx: ModelContext, system_prompt: str, pairs: list[QAPair]) -> float:
+    """Mean per-token loss of each pair's answer given its question (chat format)."""
+    from sleep.training import build_example
+
+    if not pairs:
+        return math.nan
+    examples = [build_example(ctx.tokenizer, system_prompt, p, 256) for p in pairs]
+    scores = _sequence_scores(ctx, [(e.ids, e.prompt_len) for e in examples])
+    return -sum(scores) / len(scores)
+
+
+def answer_loss_steps(ctx: ModelContext, system_prompt: str, pairs: list[QAPair],
+                      prepare: Callable[[], None] | None = None) -> Steps:
+    """Generator job form of :func:`answer_loss` (see :func:`sequence_scores_steps`)."""
+    from sleep.training import build_example
+
+    if not pairs:
+        return math.nan
+    examples = [build_example(ctx.tokenizer, system_prompt, p, 256) for p in pairs]
+    scores = yield from sequence_scores_steps(ctx, [(e.ids, e.prompt_len) for e in examples],
+                                              prepare)
+    return -sum(scores) / len(scores)
+
+
+def gate(general_pre: float, general_post: float, tau: float,
+         fact_pre: float | None, fact_post: float | None) -> GateResult:
+    """Accept only when general ability held and (if facts were trained) memory improved."""
+    def result(ok: bool, why: str) -> GateResult:
+        return GateResult(ok, general_pre, general_post, fact_pre, fact_post, why)
+
+    if any(v is None or not math.isfinite(v) for v in (general_pre, general_post)):
+        return result(False, "general ability could not be scored")
+    if general_post < tau * general_pre:
+        return result(False, f"general ability fell: {general_post:.3f} < {tau} × "
+                             f"{general_pre:.3f}")
+    if fact_pre is not None:
+        if fact_post is None or not (math.isfinite(fact_pre) and math.isfinite(fact_post)):
+            return result(False, "fact recall could not be scored")
+        if not fact_post < fact_pre:
+            return result(False, f"facts not learned: answer loss {fact_post:.3f} ≥ "
+                                 f"{fact_pre:.3f}")
+    return result(True, "general ability held" + (" and facts improved" if fact_pre else ""))
