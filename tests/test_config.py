@@ -1,0 +1,140 @@
+"""Configuration (bot/config.py): the paper's defaults, then TOML file, env and flag overrides.
+
+    export LD_PRELOAD=/lib/x86_64-linux-gnu/libopenblas.so.0
+    .venv/bin/python -m pytest -q tests/test_config.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.config import BUNDLED_MODEL, Config, ConfigError, load_config
+
+
+def write_toml(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("make", [Config, None], ids=["dataclass", "load_config"])
+def test_defaults_are_the_papers(tmp_path, make):
+    cfg = make() if make else load_config(data_dir=tmp_path, env={})
+    lora, train, sleep, chat = cfg.sleep.lora, cfg.sleep.train, cfg.sleep, cfg.chat
+    assert (lora.rank, lora.scale, lora.layers) == (16, 2.0, 8)  # alpha 32 / rank 16
+    assert train.learning_rate == 1e-4
+    assert (train.epochs, train.batch_size) == (1, 1)
+    assert (sleep.replay_ratio, sleep.replay_decay) == (0.2, 0.85)
+    assert sleep.deep_every == 5
+    assert sleep.turn_threshold == 10
+    assert chat.summarize_at == 0.8
+    assert cfg.model == BUNDLED_MODEL
+    assert "remember" in chat.system_prompt  # LESSONS: the model must believe it remembers
+
+
+def test_toml_file_overrides_defaults(tmp_path):
+    write_toml(tmp_path / "config.toml", """
+model = "some/dir"
+[chat]
+max_tokens = 64
+context_tokens = 1024
+[sleep]
+replay_ratio = 0.3
+tau = 1
+[sleep.lora]
+rank = 8
+[sleep.train]
+learning_rate = 5e-5
+""")
+    cfg = load_config(data_dir=tmp_path, env={})
+    assert cfg.model == "some/dir"
+    assert (cfg.chat.max_tokens, cfg.chat.context_tokens) == (64, 1024)
+    assert cfg.sleep.replay_ratio == 0.3
+    assert cfg.sleep.tau == 1.0 and isinstance(cfg.sleep.tau, float)  # int widened to float
+    assert cfg.sleep.lora.rank == 8 and cfg.sleep.lora.scale == 2.0  # siblings untouched
+    assert cfg.sleep.train.learning_rate == 5e-5
+    assert cfg.chat.summarize_at == 0.8
+
+
+def test_explicit_config_file_and_sleepbot_config(tmp_path):
+    explicit = write_toml(tmp_path / "elsewhere" / "my.toml", "[chat]\nmax_tokens = 12\n")
+    assert load_config(explicit, data_dir=tmp_path, env={}).chat.max_tokens == 12
+    env = {"SLEEPBOT_CONFIG": str(explicit)}
+    assert load_config(data_dir=tmp_path, env=env).chat.max_tokens == 12
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.toml", data_dir=tmp_path, env={})
+
+
+def test_env_overrides_file_and_flags_override_env(tmp_path):
+    write_toml(tmp_path / "config.toml", """
+model = "from-file"
+[chat]
+max_tokens = 64
+[sleep]
+turn_threshold = 20
+""")
+    env = {"SLEEPBOT_MAX_TOKENS": "32", "SLEEPBOT_LORA_RANK": "4", "SLEEPBOT_TAU": "0.75",
+           "SLEEPBOT_MODEL": "from-env", "SLEEPBOT_TURN_THRESHOLD": ""}
+    cfg = load_config(data_dir=tmp_path, env=env)
+    assert cfg.chat.max_tokens == 32
+    assert cfg.sleep.lora.rank == 4
+    assert cfg.sleep.tau == 0.75
+    assert cfg.model == "from-env"
+    assert cfg.sleep.turn_threshold == 20  # an empty variable does not override
+    assert load_config(data_dir=tmp_path, model="from-flag", env=env).model == "from-flag"
+
+
+def test_data_dir_from_env_and_flag(tmp_path):
+    write_toml(tmp_path / "env-dir" / "config.toml", "[chat]\nmax_tokens = 7\n")
+    cfg = load_config(env={"SLEEPBOT_DATA_DIR": str(tmp_path / "env-dir")})
+    assert cfg.data_dir == tmp_path / "env-dir"
+    assert cfg.chat.max_tokens == 7  # the config file is found in the env's data dir
+    cfg = load_config(data_dir=tmp_path / "flag-dir",
+                      env={"SLEEPBOT_DATA_DIR": str(tmp_path / "env-dir")})
+    assert cfg.data_dir == tmp_path / "flag-dir"
+    assert cfg.chat.max_tokens == 256
+
+
+@pytest.mark.parametrize("text,key", [
+    ("colour = 'blue'\n", "colour"),
+    ("[chat]\nmax_token = 3\n", "max_token"),
+    ("[sleep.lora]\nalpha = 32\n", "alpha"),
+    ("[nonsense]\nx = 1\n", "nonsense"),
+])
+def test_unknown_key_is_an_error(tmp_path, text, key):
+    path = write_toml(tmp_path / "config.toml", text)
+    with pytest.raises(ConfigError, match=f"unknown setting '{key}'") as err:
+        load_config(data_dir=tmp_path, env={})
+    assert str(path) in str(err.value)
+
+
+def test_scalar_for_a_table_is_an_error(tmp_path):
+    write_toml(tmp_path / "config.toml", "sleep = 3\n")
+    with pytest.raises(ConfigError, match="'sleep' must be a table"):
+        load_config(data_dir=tmp_path, env={})
+
+
+def test_bad_toml_is_an_error(tmp_path):
+    write_toml(tmp_path / "config.toml", "[chat\nmax_tokens = \n")
+    with pytest.raises(ConfigError, match="config.toml"):
+        load_config(data_dir=tmp_path, env={})
+
+
+@pytest.mark.parametrize("var,value", [
+    ("SLEEPBOT_MAX_TOKENS", "lots"),
+    ("SLEEPBOT_TEMPERATURE", "warm"),
+    ("SLEEPBOT_LORA_RANK", "1.5"),
+])
+def test_bad_env_value_is_an_error(tmp_path, var, value):
+    with pytest.raises(ConfigError, match=f"{var}={value!r}"):
+        load_config(data_dir=tmp_path, env={var: value})
+
+
+def test_to_dict_is_json(tmp_path):
+    cfg = load_config(data_dir=tmp_path, env={})
+    out = json.loads(json.dumps(cfg.to_dict()))
+    assert out["data_dir"] == str(tmp_path)
+    assert out["sleep"]["lora"]["rank"] == 16
