@@ -20,6 +20,7 @@ import inspect
 import itertools
 import logging
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -143,6 +144,26 @@ def modules_from_tensors(tensors: dict[str, mx.array]) -> dict[str, nn.Module]:
     return modules
 
 
+def _serve(ref: weakref.ref[ModelRuntime]) -> None:
+    """The model thread: run jobs until ``close()``, then park until the process exits.
+
+    When a thread exits, MLX frees its compile cache, which takes the GIL; if that races the
+    interpreter's shutdown the process aborts ("terminate called without an active exception",
+    ml-explore/mlx#4327). A parked daemon thread never exits; it drops the runtime, so the model
+    is freed with it.
+    """
+    runtime = ref()
+    if runtime is None:
+        return
+    stopped = runtime._stopped
+    try:
+        runtime._main()
+    finally:
+        del runtime
+        stopped.set()
+    threading.Event().wait()
+
+
 @dataclass(order=True)
 class _Job:
     priority: int
@@ -168,6 +189,7 @@ class ModelRuntime:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._ready = concurrent.futures.Future()
+        self._stopped = threading.Event()
         self.ctx: ModelContext | None = None
         self.steps_run = 0
 
@@ -175,14 +197,16 @@ class ModelRuntime:
     def start(self) -> ModelRuntime:
         """Start the thread and block until the model is loaded (re-raising load errors)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._main, name="mlx-model", daemon=True)
+            self._thread = threading.Thread(target=_serve, args=(weakref.ref(self),),
+                                            name="mlx-model", daemon=True)
             self._thread.start()
         self._ready.result()
         return self
 
     async def astart(self) -> ModelRuntime:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._main, name="mlx-model", daemon=True)
+            self._thread = threading.Thread(target=_serve, args=(weakref.ref(self),),
+                                            name="mlx-model", daemon=True)
             self._thread.start()
         await asyncio.wrap_future(self._ready)
         return self
@@ -193,7 +217,7 @@ class ModelRuntime:
             self._closed = True
             self._cv.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+            self._stopped.wait(timeout)  # the thread parks instead of exiting: see _serve
 
     async def aclose(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
@@ -276,7 +300,8 @@ class ModelRuntime:
         for job in self._heap:
             if job.gen is not None:
                 job.gen.close()
-            job.future.set_exception(RuntimeClosed("the model runtime closed first"))
+            if not job.future.done():
+                job.future.set_exception(RuntimeClosed("the model runtime closed first"))
         self._heap.clear()
 
     def _step(self, job: _Job) -> None:
@@ -286,6 +311,10 @@ class ModelRuntime:
             if not job.future.done():
                 job.future.set_exception(JobCancelled("cancelled"))
             return
+        # RUNNING from here: a later cancel() of the future fails instead of making the
+        # set_result below raise InvalidStateError on (and kill) the model thread.
+        if job.gen is None and not job.future.set_running_or_notify_cancel():
+            return  # cancelled before it started
         try:
             if job.gen is None:
                 result = job.fn(self.ctx)
@@ -303,7 +332,12 @@ class ModelRuntime:
             return
         self.steps_run += 1
         if job.on_item is not None:
-            job.on_item(item)
+            try:
+                job.on_item(item)
+            except BaseException as exc:  # e.g. the consumer's event loop closed: fail the job,
+                job.gen.close()  # not the model thread
+                job.future.set_exception(exc)
+                return
         with self._cv:  # back into the queue: anything more urgent goes first
             heapq.heappush(self._heap, job)
             self._cv.notify()
