@@ -17,8 +17,10 @@ from typing import Any
 BUNDLED_MODEL = "bundled:smollm2-135m"
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are Sleepbot, a friendly assistant. You remember past conversations with each user: "
-    "what they told you before is part of your memory, so answer from it when asked."
+    # "a helpful AI assistant named ..." (SmolLM2's own wording): with "a friendly assistant"
+    # the 135M model answered "What is the capital of France?" in broken French.
+    "You are a helpful AI assistant named Sleepbot. You remember past conversations with each "
+    "user: what they told you before is part of your memory, so answer from it when asked."
 )
 
 
@@ -71,12 +73,22 @@ class SleepConfig:
 
 
 @dataclass
+class DiscordConfig:
+    allowed_guilds: list[int] = field(default_factory=list)  # empty: every guild
+    allowed_channels: list[int] = field(default_factory=list)  # empty: every channel
+    rate_limit_messages: int = 5  # per user, within rate_limit_seconds
+    rate_limit_seconds: float = 20.0
+    edit_interval: float = 1.0  # seconds between edits of a streamed reply
+
+
+@dataclass
 class Config:
     data_dir: Path = Path("data")
     model: str = BUNDLED_MODEL
     log_level: str = "INFO"
     chat: ChatConfig = field(default_factory=ChatConfig)
     sleep: SleepConfig = field(default_factory=SleepConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -89,6 +101,12 @@ class Config:
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     BUNDLED_MODEL: {"sleep": {"train": {"learning_rate": 1e-4}}},
 }
+
+
+def id_list(value: str) -> list[int]:
+    """Discord ids from "1, 2 3" (commas or spaces)."""
+    return [int(v) for v in value.replace(",", " ").split()]
+
 
 _ENV = {
     "SLEEPBOT_DATA_DIR": ("data_dir", Path),
@@ -106,6 +124,11 @@ _ENV = {
     "SLEEPBOT_TAU": ("sleep.tau", float),
     "SLEEPBOT_IDLE_MINUTES": ("sleep.idle_minutes", float),
     "SLEEPBOT_NIGHTLY_TIME": ("sleep.nightly_time", str),
+    "SLEEPBOT_DISCORD_GUILDS": ("discord.allowed_guilds", id_list),
+    "SLEEPBOT_DISCORD_CHANNELS": ("discord.allowed_channels", id_list),
+    "SLEEPBOT_RATE_LIMIT_MESSAGES": ("discord.rate_limit_messages", int),
+    "SLEEPBOT_RATE_LIMIT_SECONDS": ("discord.rate_limit_seconds", float),
+    "SLEEPBOT_EDIT_INTERVAL": ("discord.edit_interval", float),
 }
 
 
@@ -125,8 +148,14 @@ def _apply(obj: Any, values: dict[str, Any], where: str) -> None:
             _apply(current, value, f"{where}.{key}")
         elif isinstance(current, Path):
             setattr(obj, key, Path(value))
-        elif isinstance(current, float) and isinstance(value, int):
+        elif isinstance(current, float) and isinstance(value, int) and not isinstance(
+            value, bool
+        ):
             setattr(obj, key, float(value))
+        elif current is not None and not isinstance(value, type(current)):
+            raise ConfigError(
+                f"{where}: {key!r} must be {type(current).__name__}, not {value!r}"
+            )
         else:
             setattr(obj, key, value)
 

@@ -51,11 +51,12 @@ class ForgetPlan:
     replay_ids: list[int] = field(default_factory=list)
     exchanges_kept: int = 0
     checkpoints: int = 0
+    log_records: int = 0  # log lines to remove (normally one per exchange)
 
     @property
     def empty(self) -> bool:
-        return not self.exchange_ids and not self.replay_ids and not (
-            self.everything and self.checkpoints)
+        return not (self.exchange_ids or self.replay_ids or self.log_records
+                    or (self.everything and self.checkpoints))
 
     def describe(self) -> str:
         what = "everything you told me" if self.everything else "what matches your phrase"
@@ -140,8 +141,10 @@ async def plan(engine: Engine, user_id: str, *, phrase: str | None = None,
     items = await retry_io("read replay items", store.replay_items, user_id)
     replay = [i.id for i in items if _doomed_replay(i, phrase, ids)]
     n_checkpoints = len(checkpoints.versions(engine.paths(user_id).checkpoints))
+    records = await retry_io("read the log", engine.conversation_log(user_id).aread)
+    n_log = sum(1 for r in records if not _keep_record(r, phrase, ids))
     return ForgetPlan(user_id, everything, phrase, doomed, replay,
-                      len(exchanges) - len(doomed), n_checkpoints)
+                      len(exchanges) - len(doomed), n_checkpoints, n_log)
 
 
 def _drop_cached_weights(ctx: ModelContext, user_id: str) -> None:
@@ -172,8 +175,10 @@ async def forget(engine: Engine, user_id: str, *, phrase: str | None = None,
         if progress:
             progress(name, info)
 
-    result.log_records_removed = await _scrub_log(engine, user_id, p)
+    # SQLite first: at the next start, recovery re-appends to the log exchanges that SQLite
+    # has and the log lacks, so the other order could bring back what a crash interrupted.
     result.exchanges_removed, result.replay_removed = await _scrub_rows(engine.store, p)
+    result.log_records_removed = await _scrub_log(engine, user_id, p)
     step("records", exchanges=result.exchanges_removed, replay=result.replay_removed,
          log_lines=result.log_records_removed)
     result.checkpoints_removed, result.cycles_removed = await _reset_weights(engine, user_id)
@@ -201,17 +206,18 @@ async def rebuild_memory(engine: Engine, user_id: str, progress: Progress | None
     return report.to_dict()
 
 
+def _keep_record(record: dict, phrase: str | None, ids: set[int]) -> bool:
+    """Whether a log record survives: not forgotten by id, and no text field matches."""
+    if phrase is None or record.get("id") in ids:
+        return False
+    return not any(matches(v, phrase) for v in record.values() if isinstance(v, str))
+
+
 async def _scrub_log(engine: Engine, user_id: str, p: ForgetPlan) -> int:
     ids = set(p.exchange_ids)
-    phrase = p.phrase
-
-    def keep(record: dict) -> bool:
-        if phrase is None or record.get("id") in ids:
-            return False
-        return not any(matches(str(v), phrase) for v in record.values() if isinstance(v, str))
-
     conv_log = engine.conversation_log(user_id)
-    return await retry_io("rewrite the conversation log", conv_log.rewrite, keep)
+    return await retry_io("rewrite the conversation log", conv_log.rewrite,
+                          lambda record: _keep_record(record, p.phrase, ids))
 
 
 async def _execute(store: Store, sql: str, params: tuple = ()) -> int:

@@ -40,8 +40,8 @@ TINY_CONFIG = {
 @pytest.fixture(scope="session")
 def bundled_model_dir(tmp_path_factory) -> Path:
     """The bundled SmolLM2-135M imported to an MLX model directory (once per session)."""
-    from bot.models import BUNDLED_DIRNAME, bundled_gguf
     from bot.gguf import convert_gguf
+    from bot.models import BUNDLED_DIRNAME, bundled_gguf
 
     cached = REPO / "data" / "models" / BUNDLED_DIRNAME
     if (cached / "model.safetensors").is_file():

@@ -1,0 +1,1 @@
+"""The Discord bot's cogs: ``chat`` (messages) and ``memory`` (slash commands)."""
