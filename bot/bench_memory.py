@@ -44,7 +44,7 @@ from sleep.validation import MCItem, builtin_items, load_mc_file, mc_accuracy
 
 # The paper's table (§5.1) plus the settings that bracket the 135M model's window.
 PAPER_LR_GRID = [(5e-4, 5), (2e-4, 3), (5e-5, 3), (1e-4, 1)]
-EXTRA_LR_GRID = [(3e-4, 1), (1e-3, 1)]
+EXTRA_LR_GRID = [(3e-4, 1), (3e-4, 2)]
 RECALL_MAX_TOKENS = 40
 RETRIEVAL_K = 3
 RETRIEVAL_PREAMBLE = "Notes from earlier conversations with this user:\n"

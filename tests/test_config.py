@@ -22,7 +22,8 @@ def write_toml(path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize("make", [Config, None], ids=["dataclass", "load_config"])
 def test_defaults_are_the_papers(tmp_path, make):
-    cfg = make() if make else load_config(data_dir=tmp_path, env={})
+    # The paper's values are the defaults of any model without measured settings of its own.
+    cfg = make() if make else load_config(data_dir=tmp_path, model="some/model-dir", env={})
     lora, train, sleep, chat = cfg.sleep.lora, cfg.sleep.train, cfg.sleep, cfg.chat
     assert (lora.rank, lora.scale, lora.layers) == (16, 2.0, 8)  # alpha 32 / rank 16
     assert train.learning_rate == 1e-4
@@ -31,7 +32,7 @@ def test_defaults_are_the_papers(tmp_path, make):
     assert sleep.deep_every == 5
     assert sleep.turn_threshold == 10
     assert chat.summarize_at == 0.8
-    assert cfg.model == BUNDLED_MODEL
+    assert cfg.model == (BUNDLED_MODEL if make else "some/model-dir")
     assert "remember" in chat.system_prompt  # LESSONS: the model must believe it remembers
 
 
@@ -138,3 +139,14 @@ def test_to_dict_is_json(tmp_path):
     out = json.loads(json.dumps(cfg.to_dict()))
     assert out["data_dir"] == str(tmp_path)
     assert out["sleep"]["lora"]["rank"] == 16
+
+
+def test_bundled_model_has_its_own_measured_sleep_window(tmp_path):
+    """The 135M model's settings come from `bench memory` (README, Results), not the paper's."""
+    cfg = load_config(data_dir=tmp_path, env={})
+    assert cfg.model == BUNDLED_MODEL
+    assert (cfg.sleep.train.learning_rate, cfg.sleep.train.epochs) == (3e-4, 2)
+    assert cfg.sleep.phrasings_per_fact == 8
+    assert (cfg.sleep.lora.rank, cfg.sleep.lora.scale) == (16, 2.0)
+    env_cfg = load_config(data_dir=tmp_path, env={"SLEEPBOT_LEARNING_RATE": "1e-4"})
+    assert env_cfg.sleep.train.learning_rate == 1e-4  # the environment still wins
