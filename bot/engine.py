@@ -64,6 +64,11 @@ class Engine:
 
     async def recover(self) -> None:
         """Clean up after an interrupted run: half-written checkpoints, running cycles."""
+        from bot.faults import data_dir_in_use, reconcile  # logs and CURRENT follow SQLite
+
+        if data_dir_in_use(self.cfg.data_dir):  # a live bot's cycle is no crash leftover
+            log.info("another process runs the sleep queue here: no crash recovery")
+            return
         users_root = self.cfg.data_dir / "users"
         if users_root.is_dir():
             for user_dir in users_root.iterdir():
@@ -72,6 +77,7 @@ class Engine:
             await self.store.finish_cycle(cycle.id, "failed", {"error": "interrupted"})
             log.warning("cycle %s of user %s was interrupted; marked failed", cycle.id,
                         cycle.user_id)
+        await reconcile(self)
 
 
 def ensure_data_dir(path: Path) -> None:

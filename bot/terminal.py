@@ -78,10 +78,13 @@ async def chat_loop(engine: Engine, user: str, banner: bool) -> None:
             continue
         try:
             sys.stdout.write("bot> ")
-            async for piece in chat.stream(user, line):
+            result: list = []
+            async for piece in chat.stream(user, line, result):
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             sys.stdout.write("\n")
+            if result and not result[0].saved:
+                print(result[0].warning)
         except EmptyMessage:
             print("(say something, or /help)")
 

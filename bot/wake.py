@@ -9,12 +9,14 @@ replaced by the summary. Every exchange is written to the user's SQLite index an
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from bot import faults
 from bot.engine import Engine
 from bot.generation import GenStats, complete, stream_reply
 from bot.runtime import CHAT
@@ -25,6 +27,9 @@ SUMMARY_INSTRUCTION = (
     "Summarise this conversation in a few sentences. Keep every fact the user stated about "
     "themselves or others (names, places, dates, preferences)."
 )
+NOT_SAVED_WARNING = ("⚠ memory is not being saved right now (the data directory is read-only "
+                     "or the disk is full): I can still chat, but I will not remember this.")
+SAVE_ERRORS = (OSError, sqlite3.Error)  # read-only directory, full disk, locked database
 
 
 class EmptyMessage(ValueError):
@@ -36,7 +41,7 @@ class Conversation:
     """One user's working memory: a rolling summary plus the recent messages."""
 
     user_id: str
-    session_id: int
+    session_id: int | None
     summary: str | None = None
     messages: list[dict] = field(default_factory=list)
 
@@ -48,6 +53,8 @@ class Reply:
     checkpoint: str
     truncated_input: bool
     stats: GenStats | None = None
+    saved: bool = True  # False: the exchange is not (fully) in SQLite and the log
+    warning: str = ""
 
 
 def clean_text(text: str) -> str:
@@ -72,7 +79,11 @@ class ChatService:
     async def conversation(self, user_id: str) -> Conversation:
         conv = self._conversations.get(user_id)
         if conv is None:
-            session = await self.engine.store.start_session(user_id)
+            try:
+                session = await self.engine.store.start_session(user_id)
+            except SAVE_ERRORS as exc:  # keep chatting without a stored session
+                log.error("user %s: cannot start a session: %s", user_id, exc)
+                session = None
             conv = self._conversations[user_id] = Conversation(user_id, session)
             while len(self._conversations) > self._max:  # bounded: drop the oldest
                 self._conversations.popitem(last=False)
@@ -110,7 +121,11 @@ class ChatService:
         )
         conv.summary = stats.text.strip() or conv.summary
         conv.messages = list(recent) if keep else []
-        await self.engine.store.set_session_summary(conv.session_id, conv.summary or "")
+        if conv.session_id is not None:
+            try:
+                await self.engine.store.set_session_summary(conv.session_id, conv.summary or "")
+            except SAVE_ERRORS as exc:
+                log.error("user %s: cannot save the summary: %s", conv.user_id, exc)
         log.info("user %s: summarised %d older messages", conv.user_id, len(older))
 
     # -- replying -------------------------------------------------------------------------
@@ -143,13 +158,19 @@ class ChatService:
             pieces.append(piece)
             yield piece
         reply_text = "".join(pieces).strip()
-        exchange_id = await self.save(user_id, text, reply_text, conv.session_id)
+        saved, warning = True, ""
+        try:
+            exchange_id = await self.save(user_id, text, reply_text, conv.session_id)
+        except SAVE_ERRORS as exc:  # keep chatting; say clearly that memory is not saved
+            exchange_id, saved, warning = 0, False, NOT_SAVED_WARNING
+            log.error("user %s: exchange not saved: %s", user_id, exc)
         conv.messages += [incoming, {"role": "assistant", "content": reply_text}]
         label = self.engine.checkpoint_label(user_id)
         log.info("user %s: exchange %d answered by %s in %.2fs", user_id, exchange_id, label,
                  time.perf_counter() - tic)
         if result is not None:
-            result.append(Reply(reply_text, exchange_id, label, truncated))
+            result.append(Reply(reply_text, exchange_id, label, truncated, saved=saved,
+                                warning=warning))
 
     async def reply(self, user_id: str, text: str) -> Reply:
         """The whole reply at once (for ingest, tests and the load benchmark)."""
@@ -164,6 +185,7 @@ class ChatService:
         store = self.engine.store
         exchange_id = await store.add_exchange(user_id, user_text, reply_text,
                                                session_id=session_id, source=source)
+        faults.checkpoint("logging")  # kill point: in SQLite, not yet in the log
         await self.engine.conversation_log(user_id).append({
             "id": exchange_id, "ts": time.time(), "source": source,
             "user": user_text, "assistant": reply_text,

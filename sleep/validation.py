@@ -21,7 +21,7 @@ import mlx.core as mx
 from bot.runtime import ModelContext
 from sleep.types import QAPair
 
-STEP_BATCH = 4  # sequences per step of a stepped scoring job: short enough for chat to go first
+STEP_TOKENS = 64  # padded tokens per step of a stepped scoring job: about one training step
 Steps = Generator[int, None, float]
 
 
@@ -96,18 +96,25 @@ def _sequence_scores(ctx: ModelContext, seqs: list[tuple[list[int], int]], batch
 
 
 def sequence_scores_steps(ctx: ModelContext, seqs: list[tuple[list[int], int]],
-                          prepare: Callable[[], None] | None = None, batch: int = STEP_BATCH
-                          ) -> Generator[int, None, list[float]]:
-    """Generator job form of :func:`_sequence_scores`: one small batch per ``next()``.
+                          prepare: Callable[[], None] | None = None,
+                          tokens: int = STEP_TOKENS) -> Generator[int, None, list[float]]:
+    """Generator job form of :func:`_sequence_scores`: about ``tokens`` (padded) per
+    ``next()`` (at least one sequence), so a chat job never waits long behind a step.
 
     Chat jobs run between the steps and may swap in another user's weights, so ``prepare``
     re-applies the weights being scored before every batch.
     """
     scores: list[float] = []
-    for i in range(0, len(seqs), batch):
+    i = 0
+    while i < len(seqs):
+        n, width = 1, len(seqs[i][0])
+        while i + n < len(seqs) and max(width, len(seqs[i + n][0])) * (n + 1) <= tokens:
+            width = max(width, len(seqs[i + n][0]))
+            n += 1
         if prepare is not None:
             prepare()
-        scores += _sequence_scores(ctx, seqs[i : i + batch], batch)
+        scores += _sequence_scores(ctx, seqs[i : i + n], n)
+        i += n
         yield i
     return scores
 
