@@ -1,0 +1,330 @@
+"""The sleep cycle end to end on the tiny random llama (real engine, SQLite, files and MLX):
+empty and greeting-only logs, accepted cycles and their versions, replay priorities, rejected
+and diverged cycles leaving the user's weights byte-identical, user isolation, stored reports,
+a crash inside fusion, dreaming; plus the validation gate, mc_accuracy and the dream parser.
+
+    LD_PRELOAD=/lib/x86_64-linux-gnu/libopenblas.so.0 .venv/bin/python -m pytest -q \
+        tests/test_pipeline.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import mlx.core as mx
+import pytest
+
+from bot.engine import open_engine
+from bot.wake import ChatService
+from memory import checkpoints as ck
+from sleep import dreaming, replay, validation
+from sleep.factsets import bundled_factset
+from sleep.pipeline import run_cycle
+from sleep.validation import MCItem
+
+MAYA = bundled_factset("persona_maya").user_turns
+TOMASZ = bundled_factset("persona_tomasz").user_turns
+FACTS_A = [MAYA[1], MAYA[5]]  # name, Lisbon, Manchester; Biscuit
+FACTS_B = [MAYA[7], MAYA[9]]  # cello; bouldering
+FACTS_C = [MAYA[4]]  # Leeds; Ifeoma
+GREETINGS = [MAYA[0], "Hello there!", MAYA[10]]
+STAGES = ("curation", "extraction", "replay", "dreaming", "training", "validation", "fusion")
+PROBE = "<|im_start|>user\nWhere do I live?<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.fixture
+def cfg(tiny_config):
+    """Fast, deterministic settings for the tiny model: accept unless a test says otherwise."""
+    tiny_config.sleep.tau = 0.0
+    tiny_config.sleep.phrasings_per_fact = 2
+    tiny_config.sleep.deep_every = 0
+    tiny_config.sleep.train.learning_rate = 1e-3
+    tiny_config.sleep.lora.layers = 2
+    return tiny_config
+
+
+async def _say(engine, user: str, turns: list[str]) -> list[int]:
+    chat = ChatService(engine)
+    return [await chat.save(user, t, "Noted.") for t in turns]
+
+
+def _listing(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def _digest(root) -> dict[str, str]:
+    """Every file under the user's checkpoint folder, by content hash."""
+    return {name: hashlib.sha256((root / name).read_bytes()).hexdigest()
+            for name in _listing(root) if (root / name).is_file()}
+
+
+async def _logits(engine, user: str) -> mx.array:
+    """The user's current weights on a fixed prompt (evaluated on the model thread)."""
+    ids = engine.runtime.loaded.tokenizer.encode(PROBE, add_special_tokens=False)
+    checkpoint = engine.checkpoint(user)
+
+    def job(ctx):
+        ctx.use_user(user, checkpoint)
+        out = ctx.model(mx.array([ids]))
+        mx.eval(out)
+        return out
+
+    return await engine.runtime.run(job)
+
+
+async def _same(engine, a: mx.array, b: mx.array) -> bool:
+    return await engine.runtime.run(lambda ctx: mx.array_equal(a, b).item())
+
+
+@pytest.mark.asyncio
+async def test_empty_log_makes_an_empty_cycle_and_no_checkpoint(cfg):
+    async with open_engine(cfg) as engine:
+        report = await run_cycle(engine, "alice")
+        assert report.status == "empty" and not report.accepted
+        assert report.examples == 0 and report.checkpoint == "base"
+        assert report.stages["curation"]["exchanges"] == 0
+        assert _listing(engine.paths("alice").checkpoints) == []
+        assert [c.status for c in await engine.store.cycles("alice")] == ["empty"]
+
+
+@pytest.mark.asyncio
+async def test_only_greetings_give_zero_examples_and_no_checkpoint(cfg):
+    async with open_engine(cfg) as engine:
+        await _say(engine, "alice", GREETINGS)
+        report = await run_cycle(engine, "alice")
+        assert report.status == "empty"
+        assert report.stages["curation"] == report.stages["curation"] | {
+            "exchanges": len(GREETINGS), "kept": 0}
+        assert report.stages["extraction"]["pairs"] == 0 and report.examples == 0
+        assert engine.checkpoint("alice") is None
+        assert ck.versions(engine.paths("alice").checkpoints) == []
+
+
+@pytest.mark.asyncio
+async def test_accepted_cycles_versions_replay_dedup_reports_and_a_fusion_crash(cfg, monkeypatch):
+    async with open_engine(cfg) as engine:
+        store, root = engine.store, engine.paths("alice").checkpoints
+
+        # cycle 1: new facts → v0001; every fact pair enters the replay buffer at priority 1
+        ids_a = await _say(engine, "alice", FACTS_A + GREETINGS[:1])
+        r1 = await run_cycle(engine, "alice")
+        assert r1.status == "accepted", r1.reason
+        assert set(STAGES) <= set(r1.stages)
+        counts = {"curation": ("exchanges", "kept"), "extraction": ("facts", "pairs"),
+                  "replay": ("replayed",), "dreaming": ("proposed", "kept"),
+                  "training": ("examples", "steps"), "fusion": ("version", "replay_added")}
+        for stage, keys in counts.items():
+            assert all(isinstance(r1.stages[stage][k], int) for k in keys), stage
+        assert r1.stages["curation"]["exchanges"] == 3 and r1.stages["curation"]["kept"] == 2
+        assert r1.examples > 0 and r1.stages["training"]["steps"] == r1.examples
+        assert (r1.version, r1.checkpoint) == (1, "alice/v0001")
+        assert (root / ck.CURRENT).read_text() == "v0001"
+        assert not await store.exchanges("alice", unconsolidated_only=True)
+        items = await store.replay_items("alice")
+        assert len(items) == r1.stages["fusion"]["replay_added"] > 0
+        assert all(i.priority == 1.0 and i.times_replayed == 0 for i in items)
+        answers = " ".join(i.answer for i in items).lower()
+        assert all(k in answers for k in ("maya", "lisbon", "manchester", "biscuit"))
+        assert {i.source_exchange_ids[0] for i in items} <= set(ids_a)
+
+        # cycle 2: new facts, ~20% replay; replayed items decay to 0.85; v0002 has parent 1
+        await _say(engine, "alice", FACTS_B)
+        r2 = await run_cycle(engine, "alice")
+        assert r2.status == "accepted", r2.reason
+        n_new, k = r2.stages["extraction"]["pairs"], r2.stages["replay"]["replayed"]
+        assert k == replay.replay_count(n_new, cfg.sleep.replay_ratio, len(items)) > 0
+        assert abs(k / (k + n_new) - cfg.sleep.replay_ratio) <= 0.1
+        assert r2.stages["curation"]["exchanges"] == len(FACTS_B)  # cycle 1's not gathered
+        by_id = {i.id: i for i in await store.replay_items("alice")}
+        decayed = [i for i in by_id.values() if i.times_replayed == 1]
+        assert len(decayed) == k and all(i.priority == 0.85 for i in decayed)
+        assert all(i.priority == 1.0 for i in by_id.values() if i.times_replayed == 0)
+        assert (r2.version, r2.checkpoint) == (2, "alice/v0002")
+        records = {c.version: c for c in await store.checkpoints("alice")}
+        assert records[1].parent_version is None and records[2].parent_version == 1
+        assert records[2].is_current and not records[1].is_current
+
+        # cycle 3: nothing new, a non-empty buffer: trains on replay only; twice → 0.7225
+        r3 = await run_cycle(engine, "alice")
+        assert r3.status == "accepted", r3.reason
+        assert r3.stages["curation"]["exchanges"] == 0
+        assert r3.stages["extraction"]["pairs"] == 0
+        assert r3.stages["replay"]["replayed"] == len(by_id)  # under the replay-only cap
+        identity = r3.examples - r3.stages["replay"]["replayed"]
+        assert identity == r1.examples - r1.stages["extraction"]["pairs"]  # only identity
+        after = {i.id: i for i in await store.replay_items("alice")}
+        for d in decayed:
+            assert after[d.id].priority == 0.85 * 0.85 == pytest.approx(0.7225)
+            assert after[d.id].times_replayed == 2
+        assert r3.checkpoint == "alice/v0003" and ck.versions(root) == [2, 3]  # pruned
+
+        # cycle 4 crashes inside fusion before CURRENT switches: v0003 stays, nothing half-made
+        ids_c = await _say(engine, "alice", FACTS_C)
+
+        def crash(root_, version):
+            raise OSError("simulated crash before the switch")
+
+        monkeypatch.setattr(ck, "set_current", crash)
+        r4 = await run_cycle(engine, "alice")
+        monkeypatch.undo()
+        assert r4.status == "failed" and "simulated crash" in r4.reason
+        assert r4.checkpoint == "alice/v0003" == engine.checkpoint_label("alice")
+        await engine.recover()
+        assert ck.versions(root) == [2, 3] and ck.current_version(root) == 3
+        assert not [n for n in _listing(root) if n.startswith(".tmp") or n.startswith("v0004")]
+        left = await store.exchanges("alice", unconsolidated_only=True)
+        assert [e.id for e in left] == ids_c  # will be gathered again by the next cycle
+
+        # every report is stored in SQLite with the same fields
+        stored = await store.cycles("alice")
+        assert [c.status for c in stored] == ["accepted", "accepted", "accepted", "failed"]
+        for record, report in zip(stored, (r1, r2, r3, r4), strict=True):
+            assert record.id == report.cycle_id
+            assert record.report == json.loads(json.dumps(report.to_dict()))
+
+
+@pytest.mark.asyncio
+async def test_rejected_and_diverged_cycles_leave_the_weights_byte_identical(cfg):
+    async with open_engine(cfg) as engine:
+        root = engine.paths("alice").checkpoints
+        await _say(engine, "alice", FACTS_A)
+        assert (await run_cycle(engine, "alice")).status == "accepted"
+        before_logits, before_files = await _logits(engine, "alice"), _digest(root)
+        assert "CURRENT" in before_files
+
+        await _say(engine, "alice", FACTS_B)
+        cfg.sleep.tau = 10.0  # no update can keep 10× its general ability
+        rejected = await run_cycle(engine, "alice")
+        assert rejected.status == "rejected" and not rejected.accepted
+        assert "general ability fell" in rejected.reason
+        assert rejected.checkpoint == "alice/v0001"
+        assert _digest(root) == before_files
+        assert await _same(engine, await _logits(engine, "alice"), before_logits)
+
+        cfg.sleep.tau = 0.0
+        cfg.sleep.train.learning_rate = 1e30  # the loss becomes NaN: TrainingDiverged
+        diverged = await run_cycle(engine, "alice")
+        assert diverged.status == "rejected" and "loss became" in diverged.reason
+        assert _digest(root) == before_files
+        assert await _same(engine, await _logits(engine, "alice"), before_logits)
+        statuses = [c.status for c in await engine.store.cycles("alice")]
+        assert statuses == ["accepted", "rejected", "rejected"]
+
+
+@pytest.mark.asyncio
+async def test_users_are_isolated_and_deep_cycles_dream(cfg):
+    async with open_engine(cfg) as engine:
+        ids_a = await _say(engine, "alice", FACTS_A)
+        ra = await run_cycle(engine, "alice")
+        assert ra.status == "accepted"
+        a_items = await engine.store.replay_items("alice")
+        a_files = _digest(engine.paths("alice").checkpoints)
+
+        await _say(engine, "bob", TOMASZ[1:3])
+        rb = await run_cycle(engine, "bob", deep=True)
+        assert rb.status == "accepted" and rb.kind == "deep"
+        assert rb.stages["curation"]["exchanges"] == 2  # only bob's exchanges
+        assert rb.stages["replay"]["replayed"] == 0  # alice's buffer is not bob's
+        dream = rb.stages["dreaming"]
+        assert dream["kept"] <= dream["proposed"]
+        facts = " ".join(rb.facts).lower()
+        assert "gdansk" in facts and "lisbon" not in facts and "maya" not in facts
+        b_items = await engine.store.replay_items("bob")
+        assert b_items and not {(i.question, i.answer) for i in b_items} & {
+            (i.question, i.answer) for i in a_items}
+        assert not {s for i in b_items for s in i.source_exchange_ids} & set(ids_a)
+        assert rb.checkpoint == "bob/v0001"
+        assert _digest(engine.paths("alice").checkpoints) == a_files  # untouched by bob
+
+        def differ(ctx):
+            a = ck.load_delta(engine.checkpoint("alice"))
+            b = ck.load_delta(engine.checkpoint("bob"))
+            return set(a) == set(b) and any(not mx.array_equal(a[n], b[n]).item() for n in a)
+
+        assert await engine.runtime.run(differ)
+        la, lb = await _logits(engine, "alice"), await _logits(engine, "bob")
+        assert not await _same(engine, la, lb)
+
+
+# -- dreaming: the parser and the grounding rule ---------------------------------------------
+
+def test_parse_dreams_reads_q_a_lines_and_skips_the_rest():
+    raw = ("Sure! Here are some:\nQ: Where does your dog live? A: Biscuit lives in Lisbon.\n"
+           "not a dream\nq:Which city did you leave?  a: Manchester\nQ: no question mark A: x")
+    assert dreaming.parse_dreams(raw) == [
+        ("Where does your dog live?", "Biscuit lives in Lisbon."),
+        ("Which city did you leave?", "Manchester"),
+    ]
+
+
+def test_dreams_are_kept_only_when_grounded_in_stored_facts():
+    facts = ["You live in Lisbon.", "You have a dog called Biscuit."]
+    assert dreaming.consistent("Biscuit lives in Lisbon.", facts)
+    assert not dreaming.consistent("Biscuit lives in Paris.", facts)  # a new claim
+    assert not dreaming.consistent("x", facts)
+
+
+def test_dream_needs_two_facts(tiny_runtime):
+    assert tiny_runtime.call(dreaming.dream, "u", None, ["You live in Lisbon."]) == ([], 0)
+
+
+# -- validation: the gate and mc_accuracy ----------------------------------------------------
+
+@pytest.mark.parametrize("bad", [None, math.nan, math.inf])
+def test_gate_fails_closed_when_a_score_is_missing(bad):
+    assert not validation.gate(bad, 0.5, 0.9, None, None).accepted
+    assert not validation.gate(0.5, bad, 0.9, None, None).accepted
+    assert not validation.gate(0.5, 0.5, 0.9, 2.0, bad).accepted
+    assert not validation.gate(0.5, 0.5, 0.9, bad if bad is not None else math.nan,
+                               1.0).accepted
+
+
+def test_gate_boundary_is_post_equal_tau_times_pre():
+    pre, tau = 0.5, 0.9
+    assert validation.gate(pre, tau * pre, tau, None, None).accepted
+    assert not validation.gate(pre, math.nextafter(tau * pre, 0), tau, None, None).accepted
+    assert validation.gate(pre, 1.0, tau, None, None).accepted
+
+
+def test_fact_gate_needs_a_strictly_lower_answer_loss():
+    assert validation.gate(0.5, 0.5, 0.9, 2.0, 1.9).accepted
+    assert not validation.gate(0.5, 0.5, 0.9, 2.0, 2.0).accepted
+    assert not validation.gate(0.5, 0.5, 0.9, 2.0, 2.1).accepted
+
+
+MC = [
+    MCItem("Question: What colour is the sky?\nAnswer:", ["blue", "green", "a loud noise"], 0),
+    MCItem("Question: How many legs does a cat have?\nAnswer:", ["three", "four"], 1),
+    MCItem("Question: Which is a fruit?\nAnswer:", ["apple", "hammer", "cloud", "bridge"], 0),
+]
+
+
+def _direct_choice(ctx, item: MCItem) -> int:
+    """The choice with the highest mean log-prob of its own tokens, one sequence at a time."""
+    enc = ctx.tokenizer.encode
+    q = enc(item.query, add_special_tokens=False)
+    means = []
+    for choice in item.choices:
+        c = enc(" " + choice, add_special_tokens=False)
+        logits = ctx.model(mx.array([q + c])[:, :-1]).astype(mx.float32)[0]
+        logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        lp = [logp[len(q) - 1 + j, tok].item() for j, tok in enumerate(c)]
+        means.append(sum(lp) / len(lp))
+    return max(range(len(means)), key=means.__getitem__)
+
+
+def test_mc_accuracy_matches_a_direct_computation(tiny_runtime):
+    def job(ctx):
+        ctx.use_base()
+        acc = validation.mc_accuracy(ctx, MC)
+        direct = [_direct_choice(ctx, item) for item in MC]
+        return acc, direct
+
+    acc, direct = tiny_runtime.call(job)
+    assert 0.0 <= acc <= 1.0
+    assert acc == sum(d == item.gold for d, item in zip(direct, MC, strict=True)) / len(MC)
+    # with gold set to the model's own choice, the accuracy is exactly 1
+    own = [MCItem(i.query, i.choices, d) for i, d in zip(MC, direct, strict=True)]
+    assert tiny_runtime.call(lambda ctx: validation.mc_accuracy(ctx, own)) == 1.0

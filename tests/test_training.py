@@ -1,0 +1,179 @@
+"""Stage 5, LoRA training, on the tiny random llama: what reaches the trainer, the exact token
+sequence and loss mask of a training example, the schedule, and divergence.
+
+    LD_PRELOAD=/lib/x86_64-linux-gnu/libopenblas.so.0 .venv/bin/python -m pytest -q \
+        tests/test_training.py
+"""
+
+from __future__ import annotations
+
+import math
+
+import mlx.core as mx
+import mlx.nn as nn
+import pytest
+
+from bot.config import LoRAConfig, TrainConfig
+from sleep.training import (
+    TrainingDiverged,
+    _batch,
+    _loss,
+    build_example,
+    lora_target_paths,
+    schedule,
+    splits_head,
+    train_lora,
+    trainable_parameter_count,
+)
+from sleep.types import QAPair
+
+SYSTEM = "You are a test assistant."
+PAIRS = [
+    QAPair("Where do I live?", "You live in Lisbon."),
+    QAPair("What is my dog's name?", "Your dog is called Biscuit."),
+    QAPair("What instrument do I play?", "You play the cello."),
+]
+
+
+def _examples(runtime, pairs=PAIRS, max_len: int = 256):
+    tok = runtime.loaded.tokenizer
+    return [build_example(tok, SYSTEM, p, max_len) for p in pairs]
+
+
+def _train(runtime, examples, lora: LoRAConfig, train: TrainConfig, user: str = "t"):
+    """Run the generator job to completion on the model thread; returns its TrainResult."""
+    return runtime.call(train_lora, user, None, examples, lora, train)
+
+
+@pytest.mark.parametrize(("rank", "layers"), [(2, 1), (6, 3)])
+def test_configured_rank_and_layers_reach_the_trainer(tiny_runtime, rank, layers):
+    lora = LoRAConfig(rank=rank, layers=layers)
+    expected = tiny_runtime.call(lambda ctx: trainable_parameter_count(ctx.model, lora))
+    result = _train(tiny_runtime, _examples(tiny_runtime)[:1], lora, TrainConfig())
+    assert result.trainable_params == expected
+    # and the count is r·(in + out) over exactly the targets of the last `layers` blocks
+    paths = tiny_runtime.call(lambda ctx: lora_target_paths(ctx.model, layers, None))
+    assert {p.split(".")[2] for p in paths} == {str(i) for i in range(4 - layers, 4)}
+    dims = tiny_runtime.call(lambda ctx: [dict(ctx.model.named_modules())[p].weight.shape
+                                          for p in paths])
+    assert expected == sum(rank * (i + o) for o, i in dims)
+
+
+def test_fresh_adapter_fuses_back_to_the_base_weights_bit_identically(tiny_runtime):
+    lora = LoRAConfig(rank=4, layers=2)
+    result = _train(tiny_runtime, _examples(tiny_runtime), lora, TrainConfig(learning_rate=0.0))
+    assert result.steps == len(PAIRS)
+
+    def base_weights(ctx):
+        return {f"{p}.weight": ctx.base_module(p).weight
+                for p in lora_target_paths(ctx.model, lora.layers, lora.keys)}
+
+    def differing(ctx):  # MLX work stays on the model thread
+        base = base_weights(ctx)
+        assert set(result.tensors) == set(base)
+        return [n for n, w in base.items() if result.tensors[n].dtype != w.dtype
+                or not mx.array_equal(result.tensors[n], w).item()]
+
+    assert tiny_runtime.call(differing) == []
+
+
+def test_training_sequence_ends_with_the_answer_and_end_of_turn(tiny_runtime):
+    tok = tiny_runtime.loaded.tokenizer
+    pair = PAIRS[0]
+    ex = build_example(tok, SYSTEM, pair, 256)
+    end_of_turn = tok.encode("<|im_end|>\n", add_special_tokens=False)
+    header = tok.encode("<|im_start|>assistant\n", add_special_tokens=False)
+    assert ex.ids[-len(end_of_turn):] == end_of_turn
+    assert ex.ids[-len(header):] != header  # the paper's bug: an empty assistant header last
+    text = tok.decode(ex.ids)
+    assert text.endswith(pair.answer + "<|im_end|>\n")
+    assert not text.rstrip().endswith("<|im_start|>assistant")
+    # the prompt part is exactly the generation prompt the bot answers from
+    prompt = tok.apply_chat_template(
+        [{"role": "system", "content": SYSTEM}, {"role": "user", "content": pair.question}],
+        add_generation_prompt=True, tokenize=False)
+    assert ex.ids[: ex.prompt_len] == tok.encode(prompt, add_special_tokens=False)
+    assert tok.decode(ex.ids[ex.prompt_len:]) == pair.answer + "<|im_end|>\n"
+
+
+def test_loss_mask_covers_exactly_the_answer_and_end_of_turn(tiny_runtime):
+    examples = _examples(tiny_runtime)
+    inputs, targets, mask = _batch(examples)  # padded batch: the padding is masked too
+    for row, ex in enumerate(examples):
+        on = [t for t, m in enumerate(mask[row].tolist()) if m == 1.0]
+        trained = [targets[row, t].item() for t in on]
+        assert trained == ex.ids[ex.prompt_len:]  # the answer + <|im_end|> + "\n"
+        assert all(t + 1 >= ex.prompt_len for t in on)  # no prompt token is a target
+        assert inputs[row, : len(ex.ids) - 1].tolist() == ex.ids[:-1]
+
+
+def test_skipping_the_head_on_prompt_positions_gives_the_same_loss(tiny_runtime):
+    ex = _examples(tiny_runtime)[0]
+    inputs, targets, mask = _batch([ex])
+
+    def losses(ctx):
+        ctx.use_base()
+        assert splits_head(ctx.model, ex.ids)
+        full = _loss(ctx.model, inputs, targets, mask)
+        sliced = _loss(ctx.model, inputs, targets, mask, ex.prompt_len - 1)
+        return full.item(), sliced.item()
+
+    full, sliced = tiny_runtime.call(losses)
+    assert sliced == pytest.approx(full, rel=1e-5)
+
+
+class _Scaled(nn.Module):
+    """A model whose logits are not head(body(x)): the trainer must not split it."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+        self.model = nn.Embedding(10, 4)
+        self.lm_head = nn.Linear(4, 10)
+
+    def __call__(self, x):
+        return self.scale * self.lm_head(self.model(x))
+
+
+def test_head_split_is_refused_when_the_forward_differs():
+    assert splits_head(_Scaled(1.0), [1, 2, 3])
+    assert not splits_head(_Scaled(2.0), [1, 2, 3])
+    assert not splits_head(nn.Linear(4, 4), [1, 2, 3])  # no body/head layout at all
+
+
+@pytest.mark.parametrize(("n", "epochs", "batch"), [(7, 1, 1), (5, 3, 2), (4, 2, 4)])
+def test_schedule_yields_every_example_once_per_epoch(n, epochs, batch):
+    batches = schedule(n, TrainConfig(epochs=epochs, batch_size=batch), seed=3)
+    flat = [i for b in batches for i in b]
+    assert len(flat) == n * epochs
+    assert sorted(flat) == sorted(list(range(n)) * epochs)
+    assert all(1 <= len(b) <= batch for b in batches)
+    assert schedule(n, TrainConfig(epochs=epochs, batch_size=batch), seed=3) == batches
+
+
+def test_steps_and_tokens_follow_the_schedule(tiny_runtime):
+    examples = _examples(tiny_runtime)
+    result = _train(tiny_runtime, examples, LoRAConfig(rank=2, layers=1),
+                    TrainConfig(epochs=2, batch_size=1))
+    assert result.steps == len(result.losses) == 2 * len(examples)
+    assert result.tokens == 2 * sum(len(e.ids) for e in examples)
+    assert all(math.isfinite(v) for v in result.losses)
+
+
+@pytest.mark.parametrize("lr", [1e30, math.inf])
+def test_nan_loss_raises_training_diverged_and_restores_the_weights(tiny_runtime, lr):
+    examples = _examples(tiny_runtime) * 2
+    ids = examples[0].ids
+
+    def logits(ctx):
+        ctx.use_user("t", None)
+        out = ctx.model(mx.array([ids]))
+        mx.eval(out)
+        return out
+
+    before = tiny_runtime.call(logits)
+    with pytest.raises(TrainingDiverged):
+        _train(tiny_runtime, examples, LoRAConfig(rank=2, layers=2),
+               TrainConfig(learning_rate=lr, grad_clip=0.0))
+    assert tiny_runtime.call(lambda ctx: not ctx._active)  # no adapter left swapped in
+    assert tiny_runtime.call(lambda ctx: mx.array_equal(logits(ctx), before).item())
