@@ -46,6 +46,8 @@ from sleep.validation import MCItem, builtin_items, load_mc_file, mc_accuracy
 PAPER_LR_GRID = [(5e-4, 5), (2e-4, 3), (5e-5, 3), (1e-4, 1)]
 EXTRA_LR_GRID = [(3e-4, 1), (3e-4, 2)]
 RECALL_MAX_TOKENS = 40
+REPLY_MAX_TOKENS = 48  # the bot's chat replies while the user tells the facts (kept short:
+# the full-context baseline puts the whole conversation into every question's prompt)
 RETRIEVAL_K = 3
 RETRIEVAL_PREAMBLE = "Notes from earlier conversations with this user:\n"
 
@@ -381,6 +383,7 @@ async def run_memory_bench(cfg: Config, opts: BenchOptions) -> dict:
         for i, fs in enumerate(sets):
             run_cfg = copy.deepcopy(cfg)
             run_cfg.data_dir = work / f"formation-{i}"
+            run_cfg.chat.max_tokens = REPLY_MAX_TOKENS
             _share_models(cfg.data_dir, run_cfg.data_dir)
             results["formation"].append(await memory_formation(run_cfg, runtime, fs, opts, mc))
             if i == 0:
