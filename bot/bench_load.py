@@ -60,18 +60,22 @@ FILLER = ["How are you today?", "Tell me something interesting.", "What should I
           "Any idea for the weekend?", "I had a long day.", "Can you suggest a good book?"]
 
 
-def build_tiny_model(target: Path, tokenizer_src: Path, seed: int = 0) -> Path:
-    """Save a random tiny llama with ``tokenizer_src``'s tokenizer as an mlx-lm model dir."""
+def build_tiny_model(target: Path, tokenizer_src: Path, seed: int = 0, **overrides) -> Path:
+    """Save a random tiny llama with ``tokenizer_src``'s tokenizer as an mlx-lm model dir.
+
+    The test suite's tiny model is this one too (``tests/conftest.py``).
+    """
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.models import llama
 
+    config = TINY_CONFIG | overrides
     mx.random.seed(seed)
-    model = llama.Model(llama.ModelArgs.from_dict(TINY_CONFIG))
+    model = llama.Model(llama.ModelArgs.from_dict(config))
     mx.eval(model.parameters())
     target.mkdir(parents=True, exist_ok=True)
     mx.save_safetensors(str(target / "model.safetensors"), dict(tree_flatten(model.parameters())))
-    (target / "config.json").write_text(json.dumps(TINY_CONFIG))
+    (target / "config.json").write_text(json.dumps(config))
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tokenizer_src / name, target / name)
     return target

@@ -7,9 +7,7 @@ template, generation, LoRA training, fusion) is the real one.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,22 +17,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-TINY_CONFIG = {
-    "model_type": "llama",
-    "hidden_size": 64,
-    "num_hidden_layers": 4,
-    "intermediate_size": 128,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "rms_norm_eps": 1e-5,
-    "vocab_size": 49152,
-    "rope_theta": 10000.0,
-    "rope_traditional": True,
-    "tie_word_embeddings": True,
-    "max_position_embeddings": 2048,
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-}
 
 
 @pytest.fixture(scope="session")
@@ -51,20 +33,9 @@ def bundled_model_dir(tmp_path_factory) -> Path:
 
 def make_tiny_model(target: Path, tokenizer_src: Path, seed: int = 0, **overrides) -> Path:
     """Save a random tiny llama with the bundled tokenizer as an mlx-lm model directory."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-    from mlx_lm.models import llama
+    from bot.bench_load import build_tiny_model
 
-    config = TINY_CONFIG | overrides
-    mx.random.seed(seed)
-    model = llama.Model(llama.ModelArgs.from_dict(config))
-    mx.eval(model.parameters())
-    target.mkdir(parents=True, exist_ok=True)
-    mx.save_safetensors(str(target / "model.safetensors"), dict(tree_flatten(model.parameters())))
-    (target / "config.json").write_text(json.dumps(config))
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(tokenizer_src / name, target / name)
-    return target
+    return build_tiny_model(target, tokenizer_src, seed, **overrides)
 
 
 @pytest.fixture(scope="session")
