@@ -773,21 +773,8 @@ def _rel_statement(m: re.Match[str], owner: _Subject, value: str) -> str:
     return f"{owner.poss} {phrase} {verb} {value}."
 
 
-def _h_rel_appos(m: re.Match[str], ctx: ExtractionContext, ids: list[int], _: str) -> list[_Found]:
-    owner = _possessor(m, ctx)
-    if owner is None:
-        return []
-    relation = _rel_key(m)
-    fact = _relation_fact(owner, relation, m.group("v"), ids, ctx)
-    if fact is None:
-        return []
-    fact.statement = _sentence(_rel_statement(m, owner, fact.value))
-    return [_found(m, "v", fact)]
-
-
-def _h_name_is_rel(
-    m: re.Match[str], ctx: ExtractionContext, ids: list[int], _: str
-) -> list[_Found]:
+def _h_rel_fact(m: re.Match[str], ctx: ExtractionContext, ids: list[int], _: str) -> list[_Found]:
+    """A relation fact from a match with a possessor and a ``v`` group (both word orders)."""
     owner = _possessor(m, ctx)
     if owner is None:
         return []
@@ -1315,7 +1302,7 @@ _RULES: list[_Rule] = [
         _rx(
             r"<POSS>\s+(?:(?P<adj><RELADJ>)\s+)?(?P<rel><REL>),?\s+(?P<v><NAME>)<NOTPOSS>"
         ),
-        _h_rel_appos,
+        _h_rel_fact,
     ),
     _Rule(
         "name_is_rel",
@@ -1323,7 +1310,7 @@ _RULES: list[_Rule] = [
             r"(?P<v><NAME>)\s+(?:is|was)\s+<POSS>\s+(?:(?P<adj><RELADJ>)\s+)?(?P<rel><REL>)\b"
             r"<NOTPOSS>"
         ),
-        _h_name_is_rel,
+        _h_rel_fact,
     ),
     _Rule(
         "named_thing",
