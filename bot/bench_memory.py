@@ -70,11 +70,11 @@ def log_progress(message: str) -> None:
 
 # -- scoring --------------------------------------------------------------------------------
 def questions_of(fs: FactSet) -> tuple[list[str], list[str], list[list[str]], list[list[str]]]:
-    """(direct questions, reworded questions, keys per direct, keys per reworded)."""
+    """(direct questions, every reworded question, keys per direct, keys per reworded)."""
     direct = [q.question for q in fs.questions]
-    reworded = [r for q in fs.questions for r in q.reworded[:1]]
+    reworded = [r for q in fs.questions for r in q.reworded]
     keys_d = [q.keys for q in fs.questions]
-    keys_r = [q.keys for q in fs.questions if q.reworded]
+    keys_r = [q.keys for q in fs.questions for _ in q.reworded]
     return direct, reworded, keys_d, keys_r
 
 
@@ -91,6 +91,8 @@ def score_set(fs: FactSet, direct: list[str], reworded: list[str]) -> dict:
         "reworded": recall_rate(reworded, keys_r),
         "misses": [q.question for q, a in zip(fs.questions, direct, strict=True)
                    if not score_answer(a, q.keys)],
+        "reworded_misses": [q for q, a, k in zip(questions_of(fs)[1], reworded, keys_r,
+                                                 strict=True) if not score_answer(a, k)],
     }
 
 
@@ -177,7 +179,8 @@ async def general_scores(engine: Engine, user_id: str | None, mc: list[MCItem] |
 
 
 async def memory_formation(cfg: Config, runtime: ModelRuntime, fs: FactSet, opts: BenchOptions,
-                           mc: list[MCItem] | None, user: str = "bench-user") -> dict:
+                           mc: list[MCItem] | None, general_base: dict | None = None,
+                           user: str = "bench-user") -> dict:
     """Tell, sleep N times, recall in a new process after each; baselines on the same log."""
     from sleep.pipeline import run_cycle
 
@@ -197,8 +200,11 @@ async def memory_formation(cfg: Config, runtime: ModelRuntime, fs: FactSet, opts
             result["full_context"] = score_set(
                 fs, await answer_all(engine, None, direct_q, context=context),
                 await answer_all(engine, None, reworded_q, context=context))
-        log_progress(f"{fs.name}: general ability of the base weights")
-        result["general_base"] = await general_scores(engine, None, mc)
+        if general_base is None:  # the same base weights for every fact set: scored once
+            log_progress(f"{fs.name}: general ability of the base weights")
+            general_base = await general_scores(engine, None, mc)
+        result["general_base"] = general_base
+        engine.general_scores[engine.weights_key(None)] = general_base["builtin"]
         for n in range(1, opts.cycles + 1):
             log_progress(f"{fs.name}: sleep cycle {n}")
             report = (await run_cycle(engine, user)).to_dict()
@@ -229,11 +235,13 @@ def _short_report(r: dict) -> dict:
 
 
 async def isolation(cfg: Config, runtime: ModelRuntime, a: FactSet, b: FactSet,
-                    user_a: str = "bench-user", user_b: str = "bench-user-b") -> dict:
+                    base_scores: dict[str, float], user_a: str = "bench-user",
+                    user_b: str = "bench-user-b") -> dict:
     """User B joins A's data dir, sleeps on B's facts; each is asked the other's questions."""
     from sleep.pipeline import run_cycle
 
     async with open_engine(cfg, runtime=runtime) as engine:
+        engine.general_scores.update(base_scores)
         log_progress(f"isolation: second user tells {b.name} and sleeps")
         await tell(engine, user_b, b, generate_replies=False)
         report = await run_cycle(engine, user_b)
@@ -250,7 +258,8 @@ async def isolation(cfg: Config, runtime: ModelRuntime, a: FactSet, b: FactSet,
 
 
 async def lr_point(cfg: Config, runtime: ModelRuntime, fs: FactSet, lr: float, epochs: int,
-                   mc: list[MCItem] | None, default_tau: float) -> dict:
+                   mc: list[MCItem] | None, default_tau: float,
+                   base_scores: dict[str, float]) -> dict:
     """Train from the base on ``fs`` with (lr, epochs); recall and general ability after."""
     from sleep.pipeline import run_cycle
     from sleep.validation import gate
@@ -261,6 +270,7 @@ async def lr_point(cfg: Config, runtime: ModelRuntime, fs: FactSet, lr: float, e
     point.sleep.tau = 0.0  # promote regardless, so the damage can be measured after
     direct_q = [q.question for q in fs.questions]
     async with open_engine(point, runtime=runtime) as engine:
+        engine.general_scores.update(base_scores)
         await tell(engine, "lr-user", fs, generate_replies=False)
         report = (await run_cycle(engine, "lr-user")).to_dict()
         general = await general_scores(engine, "lr-user", mc)
@@ -385,9 +395,12 @@ async def run_memory_bench(cfg: Config, opts: BenchOptions) -> dict:
             run_cfg.data_dir = work / f"formation-{i}"
             run_cfg.chat.max_tokens = REPLY_MAX_TOKENS
             _share_models(cfg.data_dir, run_cfg.data_dir)
-            results["formation"].append(await memory_formation(run_cfg, runtime, fs, opts, mc))
+            base = results["formation"][0]["general_base"] if results["formation"] else None
+            results["formation"].append(await memory_formation(run_cfg, runtime, fs, opts, mc,
+                                                               base))
             if i == 0:
-                results["isolation"] = await isolation(run_cfg, runtime, fs, second)
+                results["isolation"] = await isolation(run_cfg, runtime, fs, second,
+                                                       base_scores(results))
         results["lr_sweep"] = []
         for lr, epochs in opts.lr_grid:
             log_progress(f"learning-rate sweep: {lr:g} × {epochs} epochs")
@@ -395,7 +408,8 @@ async def run_memory_bench(cfg: Config, opts: BenchOptions) -> dict:
             point_cfg.data_dir = work / "lr"
             _share_models(cfg.data_dir, point_cfg.data_dir)
             results["lr_sweep"].append(await lr_point(point_cfg, runtime, sets[0], lr, epochs,
-                                                      mc[:50] if mc else None, cfg.sleep.tau))
+                                                      mc[:50] if mc else None, cfg.sleep.tau,
+                                                      base_scores(results)))
     finally:
         await runtime.aclose()
     results["seconds"] = round(time.perf_counter() - tic, 1)
@@ -404,6 +418,13 @@ async def run_memory_bench(cfg: Config, opts: BenchOptions) -> dict:
     (opts.out / "results.md").write_text(summary_table(results) + "\n")
     results["plots"] = [str(p) for p in plot(results, opts.out)]
     return results
+
+
+def base_scores(results: dict) -> dict[str, float]:
+    """The base weights' built-in score, for an engine's memo (scored once per run)."""
+    from bot.engine import Engine
+
+    return {Engine.weights_key(None): results["formation"][0]["general_base"]["builtin"]}
 
 
 def _share_models(src: Path, dst: Path) -> None:

@@ -45,6 +45,9 @@ class Engine:
     store: Store
     runtime: ModelRuntime
     _logs: dict[str, ConversationLog] = field(default_factory=dict)
+    # built-in validation score per set of weights: a cycle's "before" score is the score
+    # its previous cycle measured "after" (checkpoints are never rewritten in place)
+    general_scores: dict[str, float] = field(default_factory=dict)
 
     def paths(self, user_id: str) -> UserPaths:
         return user_paths(self.cfg.data_dir, user_id)
@@ -57,6 +60,16 @@ class Engine:
     def checkpoint(self, user_id: str) -> Path | None:
         """The user's accepted checkpoint folder, or None for the base model."""
         return checkpoints.current_path(self.paths(user_id).checkpoints)
+
+    @staticmethod
+    def weights_key(checkpoint: Path | None) -> str:
+        """Names one set of weights for :attr:`general_scores` (a rebuilt folder differs)."""
+        if checkpoint is None:
+            return "base"
+        try:
+            return f"{checkpoint.resolve()}@{checkpoint.stat().st_mtime_ns}"
+        except OSError:
+            return f"{checkpoint}@missing"
 
     def checkpoint_label(self, user_id: str) -> str:
         path = self.checkpoint(user_id)

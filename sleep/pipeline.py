@@ -207,7 +207,12 @@ async def _run(engine: Engine, report: CycleReport, progress: Progress | None, s
     examples = [build_example(tok, system_prompt, p, cfg.train.max_seq_len) for p in dataset]
     report.examples = len(examples)
     probe = _probe_pairs(new_pairs or replay_pairs)
-    general_pre = await runtime.run(_score_general, user_id, checkpoint, priority=BACKGROUND)
+    pre_key = engine.weights_key(checkpoint)
+    general_pre = engine.general_scores.get(pre_key)
+    if general_pre is None:
+        general_pre = await runtime.run(_score_general, user_id, checkpoint,
+                                        priority=BACKGROUND)
+        engine.general_scores[pre_key] = general_pre
     fact_pre = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
                                  priority=BACKGROUND)
 
@@ -249,6 +254,7 @@ async def _run(engine: Engine, report: CycleReport, progress: Progress | None, s
     report.version = await fusion.promote(runtime, store, user_id,
                                           engine.paths(user_id).checkpoints, result.tensors,
                                           meta, report.cycle_id)
+    engine.general_scores[engine.weights_key(engine.checkpoint(user_id))] = general_post
     await store.mark_consolidated([e.id for e in exchanges], report.cycle_id)
     added = await replay.after_cycle(store, user_id, replayed, new_pairs, cfg.replay_decay,
                                      report.cycle_id)

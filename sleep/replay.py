@@ -28,9 +28,28 @@ def replay_count(n_new: int, ratio: float, available: int) -> int:
 
 async def select_replay(store: Store, user_id: str, n_new: int, ratio: float
                         ) -> list[ReplayItem]:
-    available = len(await store.replay_items(user_id))
-    k = replay_count(n_new, ratio, available)
-    return await store.top_replay(user_id, k) if k else []
+    items = await store.replay_items(user_id)
+    k = replay_count(n_new, ratio, len(items))
+    return spread_over_facts(items, k) if k else []
+
+
+def spread_over_facts(items: list[ReplayItem], k: int) -> list[ReplayItem]:
+    """The ``k`` items to replay, taken round-robin over facts (one answer = one fact).
+
+    Each fact has several phrasings in the buffer; the plain top-k by priority would replay
+    every phrasing of the oldest facts and none of the rest. Within a fact, and between
+    facts of one round, higher priority (then older) goes first.
+    """
+    by_fact: dict[str, list[ReplayItem]] = {}
+    for item in sorted(items, key=lambda i: (-i.priority, i.id)):
+        by_fact.setdefault(" ".join(item.answer.lower().split()), []).append(item)
+    queues = list(by_fact.values())
+    chosen: list[ReplayItem] = []
+    depth = 0
+    while len(chosen) < k and any(depth < len(q) for q in queues):
+        chosen += [q[depth] for q in queues if depth < len(q)][: k - len(chosen)]
+        depth += 1
+    return chosen
 
 
 def as_pairs(items: list[ReplayItem]) -> list[QAPair]:

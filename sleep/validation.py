@@ -21,7 +21,7 @@ import mlx.core as mx
 from bot.runtime import ModelContext
 from sleep.types import QAPair
 
-STEP_TOKENS = 64  # padded tokens per step of a stepped scoring job: about one training step
+STEP_TOKENS = 256  # padded tokens per step of a stepped scoring job: about one training step
 Steps = Generator[int, None, float]
 
 

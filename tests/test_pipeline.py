@@ -128,6 +128,10 @@ async def test_accepted_cycles_versions_replay_dedup_reports_and_a_fusion_crash(
         answers = " ".join(i.answer for i in items).lower()
         assert all(k in answers for k in ("maya", "lisbon", "manchester", "biscuit"))
         assert {i.source_exchange_ids[0] for i in items} <= set(ids_a)
+        # the promoted weights' built-in score is remembered as the next cycle's "before"
+        v1_key = engine.weights_key(engine.checkpoint("alice"))
+        assert engine.general_scores[v1_key] == r1.validation["general_post"]
+        assert engine.general_scores["base"] == r1.validation["general_pre"]
 
         # cycle 2: new facts, ~20% replay; replayed items decay to 0.85; v0002 has parent 1
         await _say(engine, "alice", FACTS_B)
@@ -328,3 +332,22 @@ def test_mc_accuracy_matches_a_direct_computation(tiny_runtime):
     # with gold set to the model's own choice, the accuracy is exactly 1
     own = [MCItem(i.query, i.choices, d) for i, d in zip(MC, direct, strict=True)]
     assert tiny_runtime.call(lambda ctx: validation.mc_accuracy(ctx, own)) == 1.0
+
+
+def _item(i: int, answer: str, priority: float = 1.0):
+    from memory.store import ReplayItem
+
+    return ReplayItem(i, "u", f"q{i}", answer, priority, 0, 1, [])
+
+
+def test_replay_goes_round_robin_over_facts_not_down_the_oldest_ones():
+    # four phrasings each of three facts, the oldest fact first: top-k by priority alone
+    # would replay fact A's phrasings only
+    items = [_item(n * 4 + k, ans) for n, ans in enumerate(("A.", "B.", "C.")) for k in range(4)]
+    chosen = replay.spread_over_facts(items, 5)
+    assert [i.answer for i in chosen] == ["A.", "B.", "C.", "A.", "B."]
+    assert [i.id for i in chosen] == [0, 4, 8, 1, 5]  # the oldest phrasing of each first
+    # decayed (already replayed) phrasings wait for a fact's fresh ones
+    items[0].priority = items[4].priority = 0.85
+    assert [i.id for i in replay.spread_over_facts(items, 3)] == [1, 5, 8]
+    assert sorted(i.id for i in replay.spread_over_facts(items, 100)) == list(range(12))

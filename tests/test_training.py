@@ -21,6 +21,8 @@ from sleep.training import (
     build_example,
     lora_target_paths,
     schedule,
+    shared_prefix_len,
+    shares_prefix,
     splits_head,
     train_lora,
     trainable_parameter_count,
@@ -120,6 +122,61 @@ def test_skipping_the_head_on_prompt_positions_gives_the_same_loss(tiny_runtime)
 
     full, sliced = tiny_runtime.call(losses)
     assert sliced == pytest.approx(full, rel=1e-5)
+
+
+def test_shared_prefix_stops_before_the_first_answer_target(tiny_runtime):
+    examples = _examples(tiny_runtime)
+    n = shared_prefix_len(examples)
+    assert 0 < n <= min(e.prompt_len for e in examples) - 1
+    assert len({tuple(e.ids[:n]) for e in examples}) == 1  # really shared
+    assert len({tuple(e.ids[: n + 1]) for e in examples}) > 1  # and the longest such
+    # two examples with the same question share it all: the prefix still ends before the
+    # first answer target
+    same = _examples(tiny_runtime, [PAIRS[0], QAPair(PAIRS[0].question, "Porto.")])
+    assert shared_prefix_len(same) == min(e.prompt_len for e in same) - 1
+
+
+def test_the_shared_prefix_loss_and_gradients_equal_the_plain_ones(tiny_runtime):
+    examples = _examples(tiny_runtime)
+    n = shared_prefix_len(examples)
+    lora = LoRAConfig(rank=4, layers=2)
+
+    def both(ctx):
+        from mlx_lm.tuner.lora import LoRALinear
+
+        ctx.use_base()
+        modules = dict(ctx.model.named_modules())
+        adapters = {p: LoRALinear.from_base(modules[p], r=4)
+                    for p in lora_target_paths(ctx.model, lora.layers, None)}
+        for a in adapters.values():  # non-zero B so the adapter changes the forward
+            a.lora_b = mx.random.normal(a.lora_b.shape) * 0.1
+        ctx.use(adapters)
+        assert shares_prefix(ctx.model, examples, n)
+        grad = nn.value_and_grad(ctx.model, _loss)
+        plain, g1 = grad(ctx.model, *_batch(examples))
+        shared, g2 = grad(ctx.model, *_batch(examples, n), 0,
+                          mx.array([examples[0].ids[:n]]))
+        from mlx.utils import tree_flatten
+
+        diffs = [mx.abs(a - b).max().item() for (_, a), (_, b)
+                 in zip(tree_flatten(g1), tree_flatten(g2), strict=True)]
+        ctx.use_base()
+        return plain.item(), shared.item(), max(diffs)
+
+    plain, shared, worst = tiny_runtime.call(both)
+    assert shared == pytest.approx(plain, rel=1e-4)
+    assert worst < 1e-4
+
+
+def test_batched_training_with_a_shared_prefix_learns_like_one_at_a_time(tiny_runtime):
+    examples = _examples(tiny_runtime)
+    lora = LoRAConfig(rank=4, layers=2)
+    one = _train(tiny_runtime, examples, lora, TrainConfig(learning_rate=1e-3, batch_size=1))
+    batched = _train(tiny_runtime, examples, lora,
+                     TrainConfig(learning_rate=1e-3, batch_size=3, epochs=3))
+    assert batched.steps == 3 and one.steps == 3
+    assert batched.losses[-1] < batched.losses[0]  # the batched steps learn
+    assert batched.tokens == 3 * one.tokens
 
 
 class _Scaled(nn.Module):
