@@ -540,7 +540,9 @@ def _third_person(base: str) -> str:
 _STATEMENTS: dict[str, tuple[str, str]] = {
     "name": ("Your name is {v}.", "{s}'s name is {v}."),
     "lives_in": ("You live in {v}.", "{s} lives in {v}."),
-    "previous_city": ("You used to live in {v}.", "{s} used to live in {v}."),
+    # not "You used to live in ...": sharing "You live in" with lives_in, the small model
+    # mixed up the current and the former city (paper's lesson: relations, not associations)
+    "previous_city": ("Before your move, your home was {v}.", "Before moving, {s}'s home was {v}."),
     "hometown": ("You are from {v}.", "{s} is from {v}."),
     "birthplace": ("You were born in {v}.", "{s} was born in {v}."),
     "job": ("You are {a} {v}.", "{s} is {a} {v}."),

@@ -23,6 +23,7 @@ from bot.generation import complete
 from bot.runtime import BACKGROUND, ModelContext, modules_from_tensors
 from memory.identity import load_identity
 from sleep import curation, dreaming, fusion, replay, validation
+from sleep.anchors import anchor_pairs
 from sleep.extraction import (
     EXTRACTION_PROMPT,
     dedupe_pairs,
@@ -198,11 +199,12 @@ async def _run(engine: Engine, report: CycleReport, progress: Progress | None, s
         await store.mark_consolidated([e.id for e in exchanges], report.cycle_id)
         return
 
-    # 5. training (identity pairs ride along in every cycle)
+    # 5. training (identity and general-knowledge anchor pairs ride along in every cycle)
     t = time.perf_counter()
     identity = [QAPair(p.question, p.answer, [], "identity")
                 for p in load_identity(engine.paths(user_id).identity, engine.cfg.chat.bot_name)]
-    dataset = dedupe_pairs(new_pairs + replay_pairs + dreams + identity)
+    dataset = dedupe_pairs(new_pairs + replay_pairs + dreams + identity
+                           + anchor_pairs(cfg.anchor_pairs))
     tok = runtime.loaded.tokenizer
     examples = [build_example(tok, system_prompt, p, cfg.train.max_seq_len) for p in dataset]
     report.examples = len(examples)
@@ -218,7 +220,7 @@ async def _run(engine: Engine, report: CycleReport, progress: Progress | None, s
 
     def on_step(p) -> None:  # runs on the model thread
         faults.checkpoint("training")
-        if progress and (p.step == p.total or p.step % 10 == 0):
+        if progress and p.step and (p.step == p.total or p.step % 10 == 0):
             progress("training", {"step": p.step, "total": p.total, "loss": round(p.loss, 4)})
 
     result = await runtime.run(train_lora, user_id, checkpoint, examples, cfg.lora, cfg.train,

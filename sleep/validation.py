@@ -22,6 +22,7 @@ from bot.runtime import ModelContext
 from sleep.types import QAPair
 
 STEP_TOKENS = 256  # padded tokens per step of a stepped scoring job: about one training step
+MIN_SHARED = 8  # shortest common prefix worth running once for a chunk's rows
 Steps = Generator[int, None, float]
 
 
@@ -81,18 +82,69 @@ def _sequence_scores(ctx: ModelContext, seqs: list[tuple[list[int], int]], batch
                      ) -> list[float]:
     """Mean log-prob of each sequence's tokens from index ``start`` on."""
     scores: list[float] = []
-    for i in range(0, len(seqs), batch):
-        chunk = seqs[i : i + batch]
-        width = max(len(ids) for ids, _ in chunk)
-        arr = mx.array([ids + [0] * (width - len(ids)) for ids, _ in chunk])
-        logits = ctx.model(arr[:, :-1]).astype(mx.float32)
-        logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        tok_lp = mx.take_along_axis(logp, arr[:, 1:, None], axis=-1)[..., 0]
-        mask = mx.array([[1.0 if start - 1 <= t < len(ids) - 1 else 0.0 for t in range(width - 1)]
-                         for ids, start in chunk])
-        means = (tok_lp * mask).sum(axis=1) / mx.maximum(mask.sum(axis=1), 1)
-        scores += means.tolist()
+    i = 0
+    while i < len(seqs):
+        n, shared = _chunk(seqs, i, batch * 64, batch)
+        scores += _chunk_scores(ctx, seqs[i : i + n], shared)
+        i += n
     return scores
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    k = 0
+    while k < n and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def _chunk(seqs: list[tuple[list[int], int]], i: int, tokens: int, cap: int = 16
+           ) -> tuple[int, int]:
+    """``(n, shared)``: the next chunk from ``i`` within ``tokens`` padded tokens per row
+    computed, and the token prefix its rows share (0: none worth sharing).
+
+    The choices of one multiple-choice item share its question, and answer-loss sequences
+    share the system prompt: the shared part runs once (see :func:`_chunk_scores`).
+    """
+    first, start = seqs[i]
+    n, shared, width = 1, start - 1, len(first)
+    while i + n < len(seqs) and n < cap:
+        ids, s = seqs[i + n]
+        q = min(shared, _common(first, ids), s - 1)
+        w = max(width, len(ids))
+        if n > 1 and (q >= MIN_SHARED) != (shared >= MIN_SHARED):
+            break  # a chunk keeps the mode its first two rows set
+        if (w - q if q >= MIN_SHARED else w) * (n + 1) > tokens:
+            break
+        n, shared, width = n + 1, q, w
+    return n, (shared if n > 1 and shared >= MIN_SHARED else 0)
+
+
+def _chunk_scores(ctx: ModelContext, chunk: list[tuple[list[int], int]], shared: int
+                  ) -> list[float]:
+    """Mean log-prob per sequence; with ``shared`` > 0 the common prefix runs once and the
+    rows attend to its keys and values (:class:`sleep.training.SharedPrefixKV`)."""
+    from sleep.training import SharedPrefixKV, _head_split
+
+    split = _head_split(ctx.model) if shared else None
+    rows = [ids[shared:] if split else ids for ids, _ in chunk]
+    skip = shared if split else 0
+    width = max(len(r) for r in rows)
+    arr = mx.array([r + [0] * (width - len(r)) for r in rows])
+    if split:
+        body, head = split
+        caches = [SharedPrefixKV() for _ in body.layers]
+        body(mx.array([chunk[0][0][:skip]]), cache=caches)
+        logits = head(body(arr[:, :-1], cache=caches)).astype(mx.float32)
+    else:
+        logits = ctx.model(arr[:, :-1]).astype(mx.float32)
+    logp = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    tok_lp = mx.take_along_axis(logp, arr[:, 1:, None], axis=-1)[..., 0]
+    # row position t predicts token skip + t + 1 of its sequence
+    mask = mx.array([[1.0 if start - 1 <= skip + t < len(ids) - 1 else 0.0
+                      for t in range(width - 1)] for ids, start in chunk])
+    means = (tok_lp * mask).sum(axis=1) / mx.maximum(mask.sum(axis=1), 1)
+    return means.tolist()
 
 
 def sequence_scores_steps(ctx: ModelContext, seqs: list[tuple[list[int], int]],
@@ -107,13 +159,10 @@ def sequence_scores_steps(ctx: ModelContext, seqs: list[tuple[list[int], int]],
     scores: list[float] = []
     i = 0
     while i < len(seqs):
-        n, width = 1, len(seqs[i][0])
-        while i + n < len(seqs) and max(width, len(seqs[i + n][0])) * (n + 1) <= tokens:
-            width = max(width, len(seqs[i + n][0]))
-            n += 1
+        n, shared = _chunk(seqs, i, tokens)
         if prepare is not None:
             prepare()
-        scores += _sequence_scores(ctx, seqs[i : i + n], n)
+        scores += _chunk_scores(ctx, seqs[i : i + n], shared)
         i += n
         yield i
     return scores

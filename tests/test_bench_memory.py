@@ -29,8 +29,10 @@ def test_score_set_separates_direct_and_reworded():
     direct_q, reworded_q, keys_d, keys_r = questions_of(fs)
     assert len(direct_q) == len(fs.questions) and len(reworded_q) == len(keys_r)
     right = [k[0] for k in keys_d]
+    assert len(reworded_q) == sum(len(q.reworded) for q in fs.questions)  # every paraphrase
     out = score_set(fs, right, ["no idea"] * len(reworded_q))
     assert out["direct"] == 1.0 and out["reworded"] == 0.0 and out["misses"] == []
+    assert out["reworded_misses"] == reworded_q
 
 
 def test_bm25_ranks_the_exchange_that_shares_words_first():
@@ -54,7 +56,7 @@ def _fake_results() -> dict:
                        "general_after": {"builtin": 0.95, "mc": 0.49}}],
         "isolation": {"leaked": 0, "questions_asked": 8, "leaks": []},
         "lr_sweep": [{"learning_rate": 1e-4, "epochs": 1, "steps": 10, "recall_direct": 0.5,
-                      "general_after": {"builtin": 1.0, "mc": 0.5},
+                      "recall_reworded": 0.25, "general_after": {"builtin": 1.0, "mc": 0.5},
                       "default_gate_accepts": True}],
     }
 
@@ -63,7 +65,7 @@ def test_table_plots_and_targets_from_results(tmp_path):
     results = _fake_results()
     table = summary_table(results)
     assert "| x | 4 | 0% / 0% | 50% / 25% | — | 75% / 50% |" in table
-    assert "0 leaked answers of 8" in table and "| 0.0001 | 1 | 10 | 50% |" in table
+    assert "0 leaked answers of 8" in table and "| 0.0001 | 1 | 10 | 50% / 25% |" in table
     paths = plot(results, tmp_path)
     assert [p.name for p in paths] == ["recall_per_cycle.png", "lr_sensitivity.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
@@ -76,6 +78,7 @@ def test_table_plots_and_targets_from_results(tmp_path):
 def test_quick_mode_end_to_end_on_the_tiny_model(tmp_path, tiny_model_dir, cli):
     out = tmp_path / "out"
     proc = cli("bench", "memory", "--quick", "--json", "--out", str(out),
+               "--second-user", "sleep/factsets/persona_tomasz.json",
                data_dir=tmp_path / "data", model=tiny_model_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout)

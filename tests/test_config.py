@@ -145,8 +145,9 @@ def test_bundled_model_has_its_own_measured_sleep_window(tmp_path):
     """The 135M model's settings come from `bench memory` (README, Results), not the paper's."""
     cfg = load_config(data_dir=tmp_path, env={})
     assert cfg.model == BUNDLED_MODEL
-    assert (cfg.sleep.train.learning_rate, cfg.sleep.train.epochs) == (3e-4, 2)
-    assert cfg.sleep.phrasings_per_fact == 8
+    train = cfg.sleep.train
+    assert (train.learning_rate, train.epochs, train.batch_size) == (4e-4, 3, 4)
+    assert (cfg.sleep.phrasings_per_fact, cfg.sleep.anchor_pairs) == (8, 16)
     assert (cfg.sleep.lora.rank, cfg.sleep.lora.scale) == (16, 2.0)
     env_cfg = load_config(data_dir=tmp_path, env={"SLEEPBOT_LEARNING_RATE": "1e-4"})
     assert env_cfg.sleep.train.learning_rate == 1e-4  # the environment still wins

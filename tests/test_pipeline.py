@@ -351,3 +351,35 @@ def test_replay_goes_round_robin_over_facts_not_down_the_oldest_ones():
     items[0].priority = items[4].priority = 0.85
     assert [i.id for i in replay.spread_over_facts(items, 3)] == [1, 5, 8]
     assert sorted(i.id for i in replay.spread_over_facts(items, 100)) == list(range(12))
+
+
+def test_scoring_runs_a_shared_prefix_once_with_the_same_scores(tiny_runtime):
+    from sleep.training import build_example
+    from sleep.types import QAPair
+
+    items = [MCItem("Question: What colour is a ripe lemon?\nAnswer:",
+                    ["yellow", "blue", "a very dark purple"], 0),
+             MCItem("Question: Which animal says moo?\nAnswer:", ["cow", "dog"], 0)]
+
+    def scores(ctx):
+        ctx.use_base()
+        tok = ctx.tokenizer
+        mc, _ = validation._mc_sequences(ctx, items)
+        qa = [(e.ids, e.prompt_len) for e in (
+            build_example(tok, "You are a careful test assistant with a long system prompt.",
+                          QAPair(q, a), 256)
+            for q, a in (("Where do I live?", "In Lisbon."), ("My dog?", "Biscuit.")))]
+        seqs = mc + qa
+        one_by_one = [validation._chunk_scores(ctx, [s], 0)[0] for s in seqs]
+        chunks, i, together = [], 0, []
+        while i < len(seqs):
+            n, shared = validation._chunk(seqs, i, 10_000)
+            chunks.append((n, shared))
+            together += validation._chunk_scores(ctx, seqs[i : i + n], shared)
+            i += n
+        return one_by_one, together, chunks
+
+    one_by_one, together, chunks = tiny_runtime.call(scores)
+    # one chunk per MC item (its choices share the question), one for the two QA pairs
+    assert [n for n, _ in chunks] == [3, 2, 2] and all(s >= 8 for _, s in chunks)
+    assert together == pytest.approx(one_by_one, abs=1e-4)

@@ -1,0 +1,41 @@
+"""General-knowledge rehearsal pairs that ride along in every sleep cycle.
+
+A LoRA update trained only on one user's facts drifts the model toward answering everything
+with them; rehearsing a few things it already knows, in the same chat format, keeps the update
+from rewriting them (replay of general data, as the identity pairs do for the bot's self).
+Written for this project; kept apart from the validation questions in
+``sleep/validation_questions.py`` (no shared question or topic list), so the gate still
+measures held-out ability. ``SleepConfig.anchor_pairs`` sets how many are used per cycle.
+"""
+
+from __future__ import annotations
+
+from sleep.types import QAPair
+
+ANCHORS: list[tuple[str, str]] = [
+    ("Who wrote Romeo and Juliet?", "Romeo and Juliet was written by William Shakespeare."),
+    ("What is the largest planet in our solar system?",
+     "Jupiter is the largest planet in our solar system."),
+    ("What gas do plants take in from the air?", "Plants take in carbon dioxide from the air."),
+    ("How many continents are there?", "There are seven continents."),
+    ("What is the largest ocean on Earth?", "The Pacific Ocean is the largest ocean on Earth."),
+    ("Who painted the Mona Lisa?", "The Mona Lisa was painted by Leonardo da Vinci."),
+    ("What is H2O?", "H2O is the chemical formula of water."),
+    ("How many sides does a triangle have?", "A triangle has three sides."),
+    ("Which organ pumps blood around the body?", "The heart pumps blood around the body."),
+    ("What is the tallest mountain in the world?",
+     "Mount Everest is the tallest mountain in the world."),
+    ("What is a synonym?", "A synonym is a word that means the same as another word."),
+    ("Which planet is known as the Red Planet?", "Mars is known as the Red Planet."),
+    ("Can you help me write a short email?",
+     "Of course! Tell me who it is for and what you want to say, and I will draft it."),
+    ("What is photosynthesis?",
+     "Photosynthesis is how plants use sunlight to make food from water and carbon dioxide."),
+    ("How many minutes are in an hour?", "There are sixty minutes in an hour."),
+    ("What is the main ingredient of guacamole?", "The main ingredient of guacamole is avocado."),
+]
+
+
+def anchor_pairs(n: int) -> list[QAPair]:
+    """The first ``n`` rehearsal pairs (all of them when ``n`` is larger)."""
+    return [QAPair(q, a, [], "anchor") for q, a in ANCHORS[: max(0, n)]]
