@@ -129,6 +129,7 @@ _ENV = {
     "SLEEPBOT_LEARNING_RATE": ("sleep.train.learning_rate", float),
     "SLEEPBOT_EPOCHS": ("sleep.train.epochs", int),
     "SLEEPBOT_BATCH_SIZE": ("sleep.train.batch_size", int),
+    "SLEEPBOT_ANCHOR_PAIRS": ("sleep.anchor_pairs", int),
     "SLEEPBOT_LORA_RANK": ("sleep.lora.rank", int),
     "SLEEPBOT_LORA_LAYERS": ("sleep.lora.layers", int),
     "SLEEPBOT_TAU": ("sleep.tau", float),

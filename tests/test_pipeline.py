@@ -383,3 +383,21 @@ def test_scoring_runs_a_shared_prefix_once_with_the_same_scores(tiny_runtime):
     # one chunk per MC item (its choices share the question), one for the two QA pairs
     assert [n for n, _ in chunks] == [3, 2, 2] and all(s >= 8 for _, s in chunks)
     assert together == pytest.approx(one_by_one, abs=1e-4)
+
+
+@pytest.mark.asyncio
+async def test_anchor_pairs_ride_along_in_every_cycle(cfg):
+    from sleep.anchors import ANCHORS
+    from sleep.validation_questions import VALIDATION_QUESTIONS
+
+    # the rehearsal set never contains a validation question (the gate stays held-out)
+    held_out = {v.question.lower() for v in VALIDATION_QUESTIONS}
+    assert not {q.lower() for q, _ in ANCHORS} & held_out
+    async with open_engine(cfg) as engine:
+        await _say(engine, "a", FACTS_A)
+        without = await run_cycle(engine, "a")
+        cfg.sleep.anchor_pairs = 5
+        await _say(engine, "b", FACTS_A)
+        with_anchors = await run_cycle(engine, "b")
+    assert with_anchors.status == without.status == "accepted"
+    assert with_anchors.examples == without.examples + 5
