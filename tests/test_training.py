@@ -137,32 +137,41 @@ def test_shared_prefix_stops_before_the_first_answer_target(tiny_runtime):
     assert shared_prefix_len(same) == min(e.prompt_len for e in same) - 1
 
 
+def _use_random_adapters(ctx, layers: int) -> None:
+    """Swap in rank-4 adapters with a non-zero B, so they change the forward."""
+    from mlx_lm.tuner.lora import LoRALinear
+
+    ctx.use_base()
+    modules = dict(ctx.model.named_modules())
+    adapters = {p: LoRALinear.from_base(modules[p], r=4)
+                for p in lora_target_paths(ctx.model, layers, None)}
+    for a in adapters.values():
+        a.lora_b = mx.random.normal(a.lora_b.shape) * 0.1
+    ctx.use(adapters)
+
+
+def _worst_relative_diff(g1, g2) -> float:
+    """Largest |a - b| of two gradient trees, relative to each tensor's largest entry."""
+    from mlx.utils import tree_flatten
+
+    return max((mx.abs(a - b).max() / mx.maximum(mx.abs(a).max(), 1e-6)).item()
+               for (_, a), (_, b) in zip(tree_flatten(g1), tree_flatten(g2), strict=True))
+
+
 def test_the_shared_prefix_loss_and_gradients_equal_the_plain_ones(tiny_runtime):
     examples = _examples(tiny_runtime)
     n = shared_prefix_len(examples)
     lora = LoRAConfig(rank=4, layers=2)
 
     def both(ctx):
-        from mlx_lm.tuner.lora import LoRALinear
-
-        ctx.use_base()
-        modules = dict(ctx.model.named_modules())
-        adapters = {p: LoRALinear.from_base(modules[p], r=4)
-                    for p in lora_target_paths(ctx.model, lora.layers, None)}
-        for a in adapters.values():  # non-zero B so the adapter changes the forward
-            a.lora_b = mx.random.normal(a.lora_b.shape) * 0.1
-        ctx.use(adapters)
+        _use_random_adapters(ctx, lora.layers)
         assert shares_prefix(ctx.model, examples, n)
         grad = nn.value_and_grad(ctx.model, _loss)
         plain, g1 = grad(ctx.model, *_batch(examples))
         shared, g2 = grad(ctx.model, *_batch(examples, n), 0,
                           mx.array([examples[0].ids[:n]]))
-        from mlx.utils import tree_flatten
-
-        diffs = [(mx.abs(a - b).max() / mx.maximum(mx.abs(a).max(), 1e-6)).item()
-                 for (_, a), (_, b) in zip(tree_flatten(g1), tree_flatten(g2), strict=True)]
         ctx.use_base()
-        return plain.item(), shared.item(), max(diffs)
+        return plain.item(), shared.item(), _worst_relative_diff(g1, g2)
 
     plain, shared, worst = tiny_runtime.call(both)
     assert shared == pytest.approx(plain, rel=1e-4)
@@ -243,16 +252,7 @@ def test_stored_frozen_blocks_give_the_plain_loss_and_gradients(tiny_runtime):
     lora = LoRAConfig(rank=4, layers=2)
 
     def both(ctx):
-        from mlx.utils import tree_flatten
-        from mlx_lm.tuner.lora import LoRALinear
-
-        ctx.use_base()
-        modules = dict(ctx.model.named_modules())
-        adapters = {p: LoRALinear.from_base(modules[p], r=4)
-                    for p in lora_target_paths(ctx.model, lora.layers, None)}
-        for a in adapters.values():
-            a.lora_b = mx.random.normal(a.lora_b.shape) * 0.1
-        ctx.use(adapters)
+        _use_random_adapters(ctx, lora.layers)
         first = len(ctx.model.layers) - lora.layers
         assert shares_prefix(ctx.model, examples, n, first)
         lower = FrozenLower(ctx.model, first, mx.array([examples[0].ids[:n]]))
@@ -262,10 +262,8 @@ def test_stored_frozen_blocks_give_the_plain_loss_and_gradients(tiny_runtime):
         plain, g1 = grad(ctx.model, *_batch(examples))
         stored, g2 = grad(ctx.model, lower.batch([0, 1, 2]), targets, mask, 0, lower.prefix,
                           first)
-        diffs = [(mx.abs(a - b).max() / mx.maximum(mx.abs(a).max(), 1e-6)).item()
-                 for (_, a), (_, b) in zip(tree_flatten(g1), tree_flatten(g2), strict=True)]
         ctx.use_base()
-        return plain.item(), stored.item(), max(diffs)
+        return plain.item(), stored.item(), _worst_relative_diff(g1, g2)
 
     plain, stored, worst = tiny_runtime.call(both)
     assert stored == pytest.approx(plain, rel=1e-4)
