@@ -80,14 +80,14 @@ def builtin_items() -> list[MCItem]:
 
 def _sequence_scores(ctx: ModelContext, seqs: list[tuple[list[int], int]], batch: int = 16
                      ) -> list[float]:
-    """Mean log-prob of each sequence's tokens from index ``start`` on."""
-    scores: list[float] = []
-    i = 0
-    while i < len(seqs):
-        n, shared = _chunk(seqs, i, batch * 64, batch)
-        scores += _chunk_scores(ctx, seqs[i : i + n], shared)
-        i += n
-    return scores
+    """Mean log-prob of each sequence's tokens from index ``start`` on (in one go: the
+    stepped form below, run to the end with larger chunks)."""
+    steps = sequence_scores_steps(ctx, seqs, tokens=batch * 64)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def _common(a: list[int], b: list[int]) -> int:
