@@ -553,16 +553,27 @@ async def test_recall_answers_a_fact_taught_in_discord_bundled_model(tmp_path, b
 
 
 @pytest.mark.asyncio
-async def test_shutdown_during_sleep_keeps_the_job_and_says_so(env: Env) -> None:
+async def test_shutdown_during_sleep_keeps_the_job_and_says_so(env: Env, monkeypatch) -> None:
     import sqlite3
 
     from memory.paths import store_path
+    from sleep import replay
 
+    # hold the cycle inside its replay stage: the tiny model's whole cycle can end before
+    # close() runs on a busy machine, which would test nothing
+    entered = asyncio.Event()
+
+    async def held(*_args, **_kwargs):
+        entered.set()
+        await asyncio.Event().wait()  # until stop() cancels the cycle
+
+    monkeypatch.setattr(replay, "select_replay", held)
     fake = env.fake
     alice = fake.make_user("alice")
     await dm_and_wait(env, alice, "My cat is named Tom.")
     sleep = await fake.slash(alice, "sleep")
-    await fake.wait_for(lambda: env.orch.state(alice["id"]).state == "sleeping")
+    await asyncio.wait_for(entered.wait(), 120)
+    assert env.orch.state(alice["id"]).state == "sleeping"
     await env.bot.close()
     assert "stays queued" in sleep.content
     with sqlite3.connect(store_path(env.cfg.data_dir)) as db:
