@@ -111,7 +111,8 @@ def complete_batch(ctx: ModelContext, user_id: str | None, checkpoint: Path | No
     """Greedy replies to many independent conversations at once (mlx-lm's batch decoding).
 
     Decoding a batch turns the per-token matrix-vector products into matrix products, which
-    is several times faster on the CPU than answering one question after another.
+    is several times faster on the CPU than answering one question after another. The start
+    the prompts share (system prompt, a whole conversation) is run through the model once.
     """
     from mlx_lm.generate import batch_generate
 
@@ -123,5 +124,37 @@ def complete_batch(ctx: ModelContext, user_id: str | None, checkpoint: Path | No
         return []
     prompts = [ctx.tokenizer.encode(chat_prompt(ctx.tokenizer, m), add_special_tokens=False)
                for m in conversations]
+    shared = shared_prefix_len(prompts)
+    caches = None
+    if len(prompts) > 1 and shared >= MIN_SHARED_PREFILL:
+        caches = [prefill(ctx.model, prompts[0][:shared])] * len(prompts)  # merged, not mutated
+        prompts = [p[shared:] for p in prompts]
     return [t.strip() for t in batch_generate(ctx.model, ctx.tokenizer, prompts,
-                                              max_tokens=max_tokens).texts]
+                                              prompt_caches=caches, max_tokens=max_tokens).texts]
+
+
+MIN_SHARED_PREFILL = 16  # below this, one more prefill call costs more than it saves
+
+
+def shared_prefix_len(prompts: list[list[int]]) -> int:
+    """Tokens every prompt starts with, leaving each at least one token of its own."""
+    if not prompts:
+        return 0
+    n = min(len(p) for p in prompts) - 1
+    first = prompts[0]
+    for p in prompts[1:]:
+        i = 0
+        while i < n and p[i] == first[i]:
+            i += 1
+        n = i
+    return max(n, 0)
+
+
+def prefill(model: nn.Module, tokens: list[int]) -> list:
+    """A KV cache holding ``tokens`` (the common start of a batch's prompts, run once)."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    model(mx.array(tokens)[None], cache=cache)
+    mx.eval([c.state for c in cache])
+    return cache

@@ -10,6 +10,7 @@ from bot.bench_memory import (
     bm25_notes,
     parse_grid,
     plot,
+    point_from_formation,
     questions_of,
     recall_rate,
     score_set,
@@ -73,6 +74,23 @@ def test_table_plots_and_targets_from_results(tmp_path):
     t = targets(results)
     assert t["one_sleep_direct>=0.9"] == (0.75, False)
     assert t["weights>=retrieval"][1] is True and t["zero_leaks"] == (0, True)
+
+
+def test_the_default_sweep_point_is_read_from_an_accepted_formation_cycle():
+    from bot.config import load_config
+
+    cfg = load_config(env={})
+    lr, epochs = cfg.sleep.train.learning_rate, cfg.sleep.train.epochs
+    report = {"status": "accepted", "seconds": 70.0, "stages": {"training": {"steps": 40}},
+              "validation": {"general_post": 0.95, "reason": "general ability held"}}
+    formation = {"factset": "x", "cycles": [{"cycle": 1, "direct": 1.0, "reworded": 0.75,
+                                             "report": report}]}
+    point = point_from_formation(formation, cfg, lr, epochs)
+    assert point["recall_direct"] == 1.0 and point["recall_reworded"] == 0.75
+    assert point["steps"] == 40 and point["general_after"] == {"builtin": 0.95}
+    assert point_from_formation(formation, cfg, lr * 2, epochs) is None  # another setting
+    report["status"] = "rejected"  # recall would be the base model's: train the point anew
+    assert point_from_formation(formation, cfg, lr, epochs) is None
 
 
 @pytest.mark.slow
