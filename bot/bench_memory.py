@@ -86,6 +86,7 @@ def recall_rate(answers: list[str], keys: list[list[str]]) -> float:
 def score_set(fs: FactSet, direct: list[str], reworded: list[str]) -> dict:
     _, _, keys_d, keys_r = questions_of(fs)
     return {
+        "answers": direct + reworded,
         "direct": recall_rate(direct, keys_d),
         "reworded": recall_rate(reworded, keys_r),
         "misses": [q.question for q, a in zip(fs.questions, direct, strict=True)
@@ -339,8 +340,11 @@ def summary_table(results: dict) -> str:
                      f"{gb['builtin']:.3f}{mc}")
     iso = results.get("isolation")
     if iso:
+        caveat = "" if iso["second_user_cycle"] == "accepted" else (
+            f" (the second user's cycle was {iso['second_user_cycle']}: their model is the base "
+            "model, so only one direction was tested)")
         lines.append(f"- isolation: {iso['leaked']} leaked answers of {iso['questions_asked']} "
-                     "cross-user questions")
+                     f"cross-user questions{caveat}")
     if results.get("lr_sweep"):
         lines += ["", "| learning rate | epochs | steps | recall (exact / reworded) | "
                   "built-in after | MC after | default gate |", "|---|---|---|---|---|---|---|"]
@@ -498,8 +502,11 @@ def targets(results: dict) -> dict:
     gb, ga = f0["general_base"], f0["general_after"]
     if gb.get("mc"):
         out["mc_retention>=0.98"] = (ga["mc"] / gb["mc"], ga["mc"] / gb["mc"] >= 0.98)
-    if "isolation" in results:
-        out["zero_leaks"] = (results["isolation"]["leaked"], results["isolation"]["leaked"] == 0)
+    if "isolation" in results:  # leaks can only be measured between two trained models
+        iso = results["isolation"]
+        out["zero_leaks"] = (iso["leaked"], iso["leaked"] == 0
+                             and iso["second_user_cycle"] == "accepted"
+                             and any(c["report"]["status"] == "accepted" for c in cycles))
     return out
 
 

@@ -48,7 +48,8 @@ def test_parse_grid():
 
 
 def _fake_results() -> dict:
-    cyc = {"cycle": 1, "direct": 0.75, "reworded": 0.5, "misses": []}
+    cyc = {"cycle": 1, "direct": 0.75, "reworded": 0.5, "misses": [],
+           "report": {"status": "accepted"}}
     base = {"direct": 0.0, "reworded": 0.0, "misses": []}
     return {
         "formation": [{"factset": "x", "facts": 4, "base": base,
@@ -56,7 +57,8 @@ def _fake_results() -> dict:
                        "full_context": {"direct": 1.0, "reworded": None, "misses": []},
                        "cycles": [cyc], "general_base": {"builtin": 1.0, "mc": 0.5},
                        "general_after": {"builtin": 0.95, "mc": 0.49}}],
-        "isolation": {"leaked": 0, "questions_asked": 8, "leaks": []},
+        "isolation": {"leaked": 0, "questions_asked": 8, "leaks": [],
+                      "second_user_cycle": "accepted"},
         "lr_sweep": [{"learning_rate": 1e-4, "epochs": 1, "steps": 10, "recall_direct": 0.5,
                       "recall_reworded": 0.25, "general_after": {"builtin": 1.0, "mc": 0.5},
                       "default_gate_accepts": True}],
@@ -74,6 +76,9 @@ def test_table_plots_and_targets_from_results(tmp_path):
     t = targets(results)
     assert t["one_sleep_direct>=0.9"] == (0.75, False)
     assert t["weights>=retrieval"][1] is True and t["zero_leaks"] == (0, True)
+    results["isolation"]["second_user_cycle"] = "rejected"  # B answers from the base weights
+    assert targets(results)["zero_leaks"] == (0, False)
+    assert "only one direction was tested" in summary_table(results)
 
 
 def test_the_default_sweep_point_is_read_from_an_accepted_formation_cycle():

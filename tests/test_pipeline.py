@@ -298,6 +298,15 @@ def test_fact_gate_needs_a_strictly_lower_answer_loss():
     assert not validation.gate(0.5, 0.5, 0.9, 2.0, 2.1).accepted
 
 
+def test_fact_gate_lets_a_replay_cycle_keep_facts_already_recalled():
+    limit = validation.RECALLED_LOSS
+    held = validation.gate(0.5, 0.5, 0.9, 0.03, 0.04)  # a second sleep on known facts
+    assert held.accepted and "still recalled" in held.reason
+    assert validation.gate(0.5, 0.5, 0.9, 0.03, limit).accepted
+    assert not validation.gate(0.5, 0.5, 0.9, 0.03, math.nextafter(limit, 1)).accepted
+    assert not validation.gate(0.4, 0.3, 0.9, 0.03, 0.04).accepted  # general ability still rules
+
+
 MC = [
     MCItem("Question: What colour is the sky?\nAnswer:", ["blue", "green", "a loud noise"], 0),
     MCItem("Question: How many legs does a cat have?\nAnswer:", ["three", "four"], 1),
@@ -358,8 +367,9 @@ def test_scoring_runs_a_shared_prefix_once_with_the_same_scores(tiny_runtime):
     from sleep.types import QAPair
 
     items = [MCItem("Question: What colour is a ripe lemon?\nAnswer:",
-                    ["yellow", "blue", "a very dark purple"], 0),
-             MCItem("Question: Which animal says moo?\nAnswer:", ["cow", "dog"], 0)]
+                    ["yellow", "blue", "purple"], 0),
+             MCItem("Question: Which animal says moo?\nAnswer:", ["cow", "dog"], 0),
+             MCItem("Question: What do bees make?\nAnswer:", ["honey", "a very dark paint"], 0)]
 
     def scores(ctx):
         ctx.use_base()
@@ -370,18 +380,28 @@ def test_scoring_runs_a_shared_prefix_once_with_the_same_scores(tiny_runtime):
                           QAPair(q, a), 256)
             for q, a in (("Where do I live?", "In Lisbon."), ("My dog?", "Biscuit.")))]
         seqs = mc + qa
-        one_by_one = [validation._chunk_scores(ctx, [s], 0)[0] for s in seqs]
-        chunks, i, together = [], 0, []
-        while i < len(seqs):
-            n, shared = validation._chunk(seqs, i, 10_000)
-            chunks.append((n, shared))
-            together += validation._chunk_scores(ctx, seqs[i : i + n], shared)
-            i += n
-        return one_by_one, together, chunks
+        one_by_one = [validation._chunk_scores(ctx, [s], [(1, 0)])[0] for s in seqs]
 
-    one_by_one, together, chunks = tiny_runtime.call(scores)
-    # one chunk per MC item (its choices share the question), one for the two QA pairs
-    assert [n for n, _ in chunks] == [3, 2, 2] and all(s >= 8 for _, s in chunks)
+        def chunked(budget: int) -> tuple[list[float], list]:
+            out, plan, i = [], [], 0
+            while i < len(seqs):
+                groups = validation._chunk(seqs, i, budget)
+                n = sum(rows for rows, _ in groups)
+                out += validation._chunk_scores(ctx, seqs[i : i + n], groups)
+                plan.append(groups)
+                i += n
+            return out, plan
+
+        return one_by_one, chunked(10_000), chunked(40)
+
+    one_by_one, (together, plan), (small, _) = tiny_runtime.call(scores)
+    # one group per MC item (its choices share the question), one for the two QA pairs;
+    # prefixes of a chunk are left-padded to the longest and each runs once
+    groups = [g for chunk in plan for g in chunk]
+    assert [n for n, _ in groups] == [3, 2, 2, 2] and all(s >= 8 for _, s in groups)
+    assert len(plan[0]) > 1  # items side by side in one chunk
+    assert together == pytest.approx(one_by_one, abs=1e-4)
+    assert small == pytest.approx(one_by_one, abs=1e-4)
     assert together == pytest.approx(one_by_one, abs=1e-4)
 
 
