@@ -192,7 +192,8 @@ async def memory_formation(cfg: Config, runtime: ModelRuntime, fs: FactSet, opts
     async with open_engine(cfg, runtime=runtime) as engine:
         log_progress(f"{fs.name}: the user tells {len(fs.user_turns)} turns")
         await tell(engine, user, fs, generate_replies=not opts.quick)
-        log_progress(f"{fs.name}: baselines (base model, BM25 retrieval, full context)")
+        log_progress(f"{fs.name}: baselines (base model, BM25 retrieval"
+                     + (")" if opts.quick else ", full context)"))
         both = direct_q + reworded_q  # one batch per condition
 
         def split(answers: list[str]) -> dict:
@@ -378,11 +379,17 @@ def plot(results: dict, out: Path) -> list[Path]:
                 ax.axhline(f["full_context"][kind], ls=":", color=line.get_color(), alpha=0.6,
                            label=f"{f['factset']}: full context")
         ax.set_title(f"{kind} questions")
+        ax.set_xticks(range(max(len(f["cycles"]) for f in results["formation"]) + 1))
         ax.set_xlabel("sleep cycles (0 = base model)")
         ax.set_ylim(-0.02, 1.02)
     axes[0].set_ylabel("recall")
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    labelled: dict = {}  # one legend entry per label, from both panels
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labelled.setdefault(label, handle)
+    fig.legend(list(labelled.values()), list(labelled), fontsize=7, loc="lower center",
+               ncol=3)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     paths.append(out / "recall_per_cycle.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
@@ -399,8 +406,8 @@ def plot(results: dict, out: Path) -> list[Path]:
                label="built-in validation after")
         ax.set_xticks(list(xs), labels)
         ax.set_xlabel("learning rate × epochs")
-        ax.set_ylim(0, 1)
-        ax.legend()
+        ax.set_ylim(0, 1.18)  # room for the legend above the bars
+        ax.legend(loc="upper center", ncol=3, fontsize=8)
         fig.tight_layout()
         paths.append(out / "lr_sensitivity.png")
         fig.savefig(paths[-1], dpi=110)
