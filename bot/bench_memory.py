@@ -348,13 +348,12 @@ def summary_table(results: dict) -> str:
                      f"cross-user questions{caveat}")
     if results.get("lr_sweep"):
         lines += ["", "| learning rate | epochs | steps | recall (exact / reworded) | "
-                  "built-in after | MC after | default gate |", "|---|---|---|---|---|---|---|"]
+                  "built-in after | default gate |", "|---|---|---|---|---|---|"]
         for p in results["lr_sweep"]:
-            g = p["general_after"]
-            lines.append(f"| {p['learning_rate']:g} | {p['epochs']} | {p['steps']} | "
+            ours = " (ours)" if p.get("from") else ""
+            lines.append(f"| {p['learning_rate']:g}{ours} | {p['epochs']} | {p['steps']} | "
                          f"{p['recall_direct']:.0%} / {p['recall_reworded']:.0%} | "
-                         f"{g['builtin']:.3f} | "
-                         f"{g.get('mc', float('nan')):.3f} | "
+                         f"{p['general_after']['builtin']:.3f} | "
                          f"{'accept' if p['default_gate_accepts'] else 'reject'} |")
     return "\n".join(lines)
 
