@@ -200,10 +200,13 @@ class SharedPrefixKV:
         if self.keys is None:
             self.keys, self.values, self.offset = keys, values, keys.shape[2]
             return keys, values
-        rows = keys.shape[0]
-        k = mx.broadcast_to(self.keys, (rows, *self.keys.shape[1:]))
-        v = mx.broadcast_to(self.values, (rows, *self.values.shape[1:]))
+        k, v = self._prefix_for(keys.shape[0])
         return mx.concatenate([k, keys], axis=2), mx.concatenate([v, values], axis=2)
+
+    def _prefix_for(self, rows: int) -> tuple[mx.array, mx.array]:
+        """The prefix's keys and values in front of each of ``rows`` rows."""
+        return (mx.broadcast_to(self.keys, (rows, *self.keys.shape[1:])),
+                mx.broadcast_to(self.values, (rows, *self.values.shape[1:])))
 
     def make_mask(self, n: int, window_size: int | None = None, return_array: bool = False):
         from mlx_lm.models.base import create_causal_mask

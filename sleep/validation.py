@@ -20,6 +20,7 @@ from pathlib import Path
 import mlx.core as mx
 
 from bot.runtime import ModelContext
+from sleep.training import SharedPrefixKV
 from sleep.types import QAPair
 
 STEP_TOKENS = 256  # padded tokens per step of a stepped scoring job: about one training step
@@ -137,7 +138,7 @@ def _chunk(seqs: list[tuple[list[int], int]], i: int, tokens: int, cap: int = 32
     return [(rows, shared) for rows, shared, _, _ in groups]
 
 
-class GroupedPrefixKV:
+class GroupedPrefixKV(SharedPrefixKV):
     """A layer's KV cache for scoring rows that each continue one of several prefixes.
 
     The first call runs the prefixes, left-padded to one length (pads masked out; RoPE is
@@ -146,17 +147,11 @@ class GroupedPrefixKV:
     """
 
     def __init__(self, pads: list[int], owners: list[int]) -> None:
+        super().__init__()
         self.pads, self.owners = mx.array(pads), mx.array(owners)
-        self.keys: mx.array | None = None
-        self.values: mx.array | None = None
-        self.offset = 0  # read by the model for RoPE before update_and_fetch
 
-    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
-        if self.keys is None:
-            self.keys, self.values, self.offset = keys, values, keys.shape[2]
-            return keys, values
-        return (mx.concatenate([self.keys[self.owners], keys], axis=2),
-                mx.concatenate([self.values[self.owners], values], axis=2))
+    def _prefix_for(self, rows: int) -> tuple[mx.array, mx.array]:
+        return self.keys[self.owners], self.values[self.owners]
 
     def make_mask(self, n: int, window_size: int | None = None, return_array: bool = False):
         q = mx.arange(n)[:, None]
