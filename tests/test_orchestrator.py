@@ -173,9 +173,10 @@ async def test_threshold_cycle_runs_between_chat_jobs_and_chat_keeps_old_weights
         assert status["state"] == "awake" and status["next_sleep"].startswith("after ")
     assert all(r.saved and r.exchange_id for r in replies)
     # sleep never held the model thread for more than the step it was in, and scoring is
-    # stepped too: chat got in many times during validation, not once
+    # stepped too: chat got in many times during validation, not once (each step scores up
+    # to STEP_TOKENS tokens, several built-in items side by side: ~10 steps on this model)
     assert probed["worst"] <= 1
-    assert probed["per_stage"].get("validation", 0) >= 20
+    assert probed["per_stage"].get("validation", 0) >= 5
     assert probed["per_stage"].get("training", 0) >= 5
 
 
