@@ -136,18 +136,25 @@ def complete_batch(ctx: ModelContext, user_id: str | None, checkpoint: Path | No
 MIN_SHARED_PREFILL = 16  # below this, one more prefill call costs more than it saves
 
 
+def common_prefix_len(seqs: list[list[int]], limit: int | None = None) -> int:
+    """Tokens all of ``seqs`` start with, at most ``limit`` (0 when none, or no sequence)."""
+    if not seqs:
+        return 0
+    n = min(len(s) for s in seqs) if limit is None else min(limit, *(len(s) for s in seqs))
+    first = seqs[0]
+    for s in seqs[1:]:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
 def shared_prefix_len(prompts: list[list[int]]) -> int:
     """Tokens every prompt starts with, leaving each at least one token of its own."""
     if not prompts:
         return 0
-    n = min(len(p) for p in prompts) - 1
-    first = prompts[0]
-    for p in prompts[1:]:
-        i = 0
-        while i < n and p[i] == first[i]:
-            i += 1
-        n = i
-    return max(n, 0)
+    return common_prefix_len(prompts, min(len(p) for p in prompts) - 1)
 
 
 def prefill(model: nn.Module, tokens: list[int]) -> list:

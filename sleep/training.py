@@ -25,6 +25,7 @@ import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
 from bot.config import LoRAConfig, TrainConfig
+from bot.generation import common_prefix_len
 from bot.runtime import ModelContext
 from sleep.types import QAPair
 
@@ -220,14 +221,8 @@ def shared_prefix_len(examples: list[TrainExample]) -> int:
     """Tokens every example starts with, stopping before the first answer target."""
     if not examples:
         return 0
-    first = examples[0].ids
-    n = min(min(e.prompt_len for e in examples) - 1, len(first))
-    for e in examples[1:]:
-        k = 0
-        while k < n and e.ids[k] == first[k]:
-            k += 1
-        n = k
-    return max(n, 0)
+    return common_prefix_len([e.ids for e in examples],
+                             min(e.prompt_len for e in examples) - 1)
 
 
 def _batch(examples: list[TrainExample], skip: int = 0

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import mlx.core as mx
 
+from bot.generation import common_prefix_len
 from bot.runtime import ModelContext
 from sleep.training import SharedPrefixKV
 from sleep.types import QAPair
@@ -96,14 +97,6 @@ def _sequence_scores(ctx: ModelContext, seqs: list[tuple[list[int], int]], batch
             return done.value
 
 
-def _common(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    k = 0
-    while k < n and a[k] == b[k]:
-        k += 1
-    return k
-
-
 Group = tuple[int, int]  # (rows, prefix tokens they share)
 
 
@@ -122,7 +115,7 @@ def _chunk(seqs: list[tuple[list[int], int]], i: int, tokens: int, cap: int = 32
         ids, start = seqs[i + n]
         trial = [g[:] for g in groups]
         last = trial[-1] if trial else None
-        q = min(last[1], _common(last[2], ids), start - 1) if last else 0
+        q = min(last[1], common_prefix_len([last[2], ids]), start - 1) if last else 0
         if last is not None and q >= MIN_SHARED:
             widest = max(last[3] + last[1] - q, len(ids) - q)  # its rows grow by the shrink
             last[:] = [last[0] + 1, q, last[2], widest]
@@ -233,7 +226,7 @@ def _by_length(seqs: list[tuple[list[int], int]]) -> list[int]:
     similar lengths side by side, so a chunk pads little."""
     runs: list[list[int]] = []
     for k, (ids, start) in enumerate(seqs):
-        if runs and min(_common(seqs[runs[-1][0]][0], ids), start - 1) >= MIN_SHARED:
+        if runs and min(common_prefix_len([seqs[runs[-1][0]][0], ids]), start - 1) >= MIN_SHARED:
             runs[-1].append(k)
         else:
             runs.append([k])
