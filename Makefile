@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-BLAS = LD_PRELOAD="$$($(BIN)/python -c 'from bot.platform import find_openblas; print(find_openblas() or "")')"
+BLAS = LD_PRELOAD="$$($(BIN)/python -c 'from runtime.platform import find_openblas; print(find_openblas() or "")')"
 USER_NAME ?= demo
 
 .PHONY: all setup system-deps model demo chat test test-fast lint bench run clean

@@ -6,7 +6,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bot.platform import ensure_fast_blas
+    from runtime.platform import ensure_fast_blas
 
     if argv is None:
         ensure_fast_blas()  # may re-exec this process with OpenBLAS preloaded

@@ -12,14 +12,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.config import Config
-from bot.models import LoadedModel, load_model, resolve_model
-from bot.platform import backend
-from bot.runtime import ModelRuntime
 from memory import checkpoints
 from memory.log import ConversationLog
 from memory.paths import UserPaths, models_dir, store_path, user_paths
 from memory.store import Store
+from runtime.config import Config
+from runtime.models import LoadedModel, load_model, resolve_model
+from runtime.platform import backend
+from runtime.thread import ModelRuntime
+from sleep.pipeline import CycleContext
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,11 @@ def model_loader(cfg: Config) -> Callable[[], LoadedModel]:
         return load_model(path, cfg.model, device)
 
     return load
+
+
+def model_runtime(cfg: Config, **kwargs) -> ModelRuntime:
+    """A model thread for ``cfg.model`` that reads users' checkpoints from this data layout."""
+    return ModelRuntime(model_loader(cfg), delta_loader=checkpoints.load_delta, **kwargs)
 
 
 @dataclass
@@ -61,15 +67,13 @@ class Engine:
         """The user's accepted checkpoint folder, or None for the base model."""
         return checkpoints.current_path(self.paths(user_id).checkpoints)
 
-    @staticmethod
-    def weights_key(checkpoint: Path | None) -> str:
-        """Names one set of weights for :attr:`general_scores` (a rebuilt folder differs)."""
-        if checkpoint is None:
-            return "base"
-        try:
-            return f"{checkpoint.resolve()}@{checkpoint.stat().st_mtime_ns}"
-        except OSError:
-            return f"{checkpoint}@missing"
+    weights_key = staticmethod(checkpoints.weights_key)
+
+    def cycle_context(self, user_id: str) -> CycleContext:
+        """What a sleep cycle of ``user_id`` needs from this process (see sleep.pipeline)."""
+        return CycleContext(self.runtime, self.store, user_id, self.paths(user_id),
+                            self.cfg.sleep, self.cfg.chat.system_prompt, self.cfg.chat.bot_name,
+                            self.cfg.model, self.general_scores)
 
     def checkpoint_label(self, user_id: str) -> str:
         path = self.checkpoint(user_id)
@@ -77,7 +81,7 @@ class Engine:
 
     async def recover(self) -> None:
         """Clean up after an interrupted run: half-written checkpoints, running cycles."""
-        from bot.faults import data_dir_in_use, reconcile  # logs and CURRENT follow SQLite
+        from bot.recovery import data_dir_in_use, reconcile  # logs and CURRENT follow SQLite
 
         if data_dir_in_use(self.cfg.data_dir):  # a live bot's cycle is no crash leftover
             log.info("another process runs the sleep queue here: no crash recovery")
@@ -108,7 +112,7 @@ async def open_engine(
     ensure_data_dir(cfg.data_dir)
     store = await Store.open(store_path(cfg.data_dir))
     own_runtime = runtime is None
-    runtime = runtime or ModelRuntime(model_loader(cfg))
+    runtime = runtime or model_runtime(cfg)
     try:
         await runtime.astart()
         engine = Engine(cfg, store, runtime)

@@ -1,9 +1,18 @@
 """The orchestrator: one host, many users, one model thread; sleep never blocks chat.
 
     orch = Orchestrator(engine)          # inside ``async with open_engine(cfg) as engine``
-    await orch.start()                   # re-queue interrupted jobs, start worker + triggers
-    async for piece in orch.handle_message(user, text, result): ...
+    await orch.start()                   # take queue.lock, re-queue interrupted jobs,
+                                         # start the worker and the triggers
+    stream = orch.handle_message(user, text)
+    async for piece in stream: ...       # then stream.reply (saved? warning?)
     await orch.stop()                    # SIGINT/SIGTERM: current step ends, queue is kept
+
+It is the only scheduler: every cycle, whoever asks for it (the turn threshold, idle,
+nightly, ``/sleep`` in Discord or the terminal, the CLI ``sleep`` verb, the rebuild after a
+forget), is a job in its queue, run by the process that holds ``<data>/queue.lock``. A
+process that only needs one cycle (the CLI) starts it with ``worker=False`` and calls
+:meth:`Orchestrator.run_now`. Whether a cycle is light or deep is decided here too: a
+requested kind, upgraded to deep every ``deep_every``-th cycle; the kind that ran is recorded.
 
 Each user's lifecycle (``python -m bot status`` shows it)::
 
@@ -28,6 +37,7 @@ between two model steps and puts its job back in the queue at its old place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -39,15 +49,15 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from bot import faults
-from bot.config import SleepConfig
+from bot import recovery
 from bot.engine import Engine
-from bot.wake import ChatService
+from bot.wake import ChatService, ReplyStream
 from memory import checkpoints
 from memory.paths import user_paths
-from memory.store import Store
+from memory.store import SleepJob, SleepKind, Store
+from runtime.config import SleepConfig
 from sleep.pipeline import CycleReport, run_cycle
 
 log = logging.getLogger(__name__)
@@ -64,10 +74,13 @@ class QueueBusy(RuntimeError):
     """Another live process already runs the sleep queue on this data directory."""
 
 
+State = Literal["awake", "queued", "sleeping"]
+
+
 @dataclass
 class UserState:
     user_id: str
-    state: str  # "awake" | "queued" | "sleeping"
+    state: State
     stage: str | None  # current sleep stage while sleeping ("curation", "training", ...)
     job_id: int | None
 
@@ -76,7 +89,7 @@ class UserState:
 class _Running:
     job_id: int
     user_id: str
-    kind: str
+    kind: SleepKind
     stage: str = STAGES[0]
     started: float = field(default_factory=time.monotonic)
     task: asyncio.Task | None = None
@@ -85,7 +98,7 @@ class _Running:
 @dataclass
 class _Queued:
     job_id: int
-    kind: str
+    kind: SleepKind
 
 
 def next_stage(done: str, info: dict) -> str:
@@ -135,7 +148,7 @@ class Orchestrator:
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused = False
-        self._last_kind = "light"
+        self._last_kind: SleepKind = "light"
         self._idle_fired: dict[str, float] = {}  # user → last_message_at that fired idle
         self._next_nightly: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,11 +158,15 @@ class Orchestrator:
         self.spans: deque[list] = deque(maxlen=10_000)
 
     # -- lifecycle ------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Re-queue interrupted jobs, then start the worker and the trigger tasks."""
+    async def start(self, *, worker: bool = True, triggers: bool = True) -> None:
+        """Take the queue lock, re-queue interrupted jobs, then start the worker and the
+        trigger tasks. Without the worker, jobs run only through :meth:`run_now`.
+
+        Raises :class:`QueueBusy` when another live process holds the lock."""
         self._loop = asyncio.get_running_loop()
-        if not faults.hold_data_dir(self.engine.cfg.data_dir):
-            raise QueueBusy(f"another process runs the sleep queue on {self.engine.cfg.data_dir}")
+        if not recovery.hold_data_dir(self.engine.cfg.data_dir):
+            raise QueueBusy(f"another process (a bot, a worker or a chat) runs the sleep queue "
+                            f"on {self.engine.cfg.data_dir}")
         self._stopping = False
         await self.engine.recover()  # idempotent: cycles left running → failed, files repaired
         requeued = await self.engine.store.requeue_running()
@@ -157,8 +174,10 @@ class Orchestrator:
             log.warning("re-queued %d sleep job(s) interrupted by a crash or shutdown", requeued)
         await self._sync_queue()
         self._next_nightly = next_nightly(self.clock(), self.cfg.nightly_time)
-        self._worker = asyncio.create_task(self._work(), name="sleep-worker")
-        self._trigger = asyncio.create_task(self._trigger_loop(), name="sleep-triggers")
+        if worker:
+            self._worker = asyncio.create_task(self._work(), name="sleep-worker")
+        if triggers:
+            self._trigger = asyncio.create_task(self._trigger_loop(), name="sleep-triggers")
         self._write_status()
         log.info("orchestrator started: %d job(s) queued", len(self._queued))
 
@@ -182,12 +201,12 @@ class Orchestrator:
         for job_id in list(self._waiters):
             self._resolve(job_id, None)
         self._write_status()
-        faults.release_data_dir(self.engine.cfg.data_dir)
+        recovery.release_data_dir(self.engine.cfg.data_dir)
         log.info("orchestrator stopped; %d job(s) stay queued", len(self._queued))
 
     async def _model_barrier(self, timeout: float) -> None:
         """Wait until the model thread finished the step it is in (a chat job goes next)."""
-        from bot.runtime import RuntimeClosed
+        from runtime.thread import RuntimeClosed
 
         try:
             await asyncio.wait_for(self.engine.runtime.run(lambda _ctx: None), timeout)
@@ -195,16 +214,20 @@ class Orchestrator:
             pass
 
     # -- chat -----------------------------------------------------------------------------
-    async def handle_message(self, user_id: str, text: str, result: list | None = None
-                             ) -> AsyncIterator[str]:
+    def handle_message(self, user_id: str, text: str) -> ReplyStream:
         """Stream the reply (the user's accepted weights, even while they sleep); then count
-        the turn and queue a light cycle at the turn threshold. ``result`` gets the Reply,
-        whose ``saved`` is False (with a ``warning``) when memory could not be written."""
-        replies = result if result is not None else []
-        async for piece in self.chat.stream(user_id, text, replies):
-            yield piece
-        if replies and getattr(replies[-1], "saved", True):
-            await self._count_turn(user_id)
+        the turn and queue a light cycle at the turn threshold. The stream's ``reply`` has
+        ``saved`` False (with a ``warning``) when memory could not be written."""
+        inner = self.chat.stream(user_id, text)
+
+        async def produce(out: ReplyStream) -> AsyncIterator[str]:
+            async for piece in inner:
+                yield piece
+            out.reply = inner.reply
+            if inner.reply is not None and inner.reply.saved:
+                await self._count_turn(user_id)
+
+        return ReplyStream(produce)
 
     async def _count_turn(self, user_id: str) -> None:
         try:
@@ -216,7 +239,7 @@ class Orchestrator:
             log.exception("user %s: could not count the turn", user_id)
 
     # -- the queue ------------------------------------------------------------------------
-    async def request_sleep(self, user_id: str, kind: str = "light",
+    async def request_sleep(self, user_id: str, kind: SleepKind = "light",
                             progress: Progress | None = None) -> int:
         """Queue a cycle (merging into the user's pending one); return its job id."""
         if kind not in KINDS:
@@ -256,6 +279,23 @@ class Orchestrator:
         except TimeoutError:
             return None
 
+    def watch(self, job_id: int, progress: Progress) -> None:
+        """Send job ``job_id``'s progress (stages, then "done") to ``progress`` as well."""
+        self._listeners.setdefault(job_id, []).append(progress)
+
+    async def run_now(self, user_id: str, kind: SleepKind = "light",
+                      progress: Progress | None = None, timeout: float | None = None
+                      ) -> CycleReport | None:
+        """Queue a cycle of ``user_id`` and return its report once it ran: in this task when
+        no worker runs (the CLI), else by waiting for the worker (None on timeout or stop)."""
+        job_id = await self.request_sleep(user_id, kind, progress)
+        if self._worker is not None and not self._worker.done():
+            return await self.wait_for_job(job_id, timeout)
+        queued = self._queued.get(user_id)
+        if queued is not None and queued.job_id == job_id:
+            await self._run_job(job_id, user_id, queued.kind)
+        return self._results.get(job_id)
+
     def state(self, user_id: str) -> UserState:
         run = self._running
         if run is not None and run.user_id == user_id:
@@ -274,27 +314,24 @@ class Orchestrator:
                 return n
         return None
 
-    def cycle_running(self) -> bool:
-        return self._running is not None
-
     def _pending(self, user_id: str) -> bool:
         return user_id in self._queued or (
             self._running is not None and self._running.user_id == user_id)
 
-    async def _sync_queue(self) -> list[dict]:
-        """Refresh the in-memory mirror from SQLite (the truth); return the queued rows."""
-        rows = [r for r in await self.engine.store.queue_snapshot() if r["state"] == "queued"]
-        self._queued = OrderedDict((r["user_id"], _Queued(r["id"], r["kind"])) for r in rows)
+    async def _sync_queue(self) -> list[SleepJob]:
+        """Refresh the in-memory mirror from SQLite (the truth); return the queued jobs."""
+        rows = [r for r in await self.engine.store.queue_snapshot() if r.state == "queued"]
+        self._queued = OrderedDict((r.user_id, _Queued(r.id, r.kind)) for r in rows)
         return rows
 
-    def _choose(self, rows: list[dict]) -> dict | None:
+    def _choose(self, rows: list[SleepJob]) -> SleepJob | None:
         """FIFO, except that after a deep cycle the oldest light one goes first: a night of
         deep cycles never holds back a light cycle by more than one deep cycle."""
-        rows = [r for r in rows if r["user_id"] not in self._exclusive]
+        rows = [r for r in rows if r.user_id not in self._exclusive]
         if not rows or self._paused:
             return None
         if self._last_kind == "deep":
-            light = next((r for r in rows if r["kind"] == "light"), None)
+            light = next((r for r in rows if r.kind == "light"), None)
             if light is not None:
                 return light
         return rows[0]
@@ -316,10 +353,11 @@ class Orchestrator:
             self._wake.clear()
             try:
                 row = self._choose(await self._sync_queue())
-                if row is None:
-                    await self._wake.wait()
+                if row is None:  # woken by a request here; polled for other processes' rows
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
                     continue
-                await self._run_job(row["id"], row["user_id"], row["kind"])
+                await self._run_job(row.id, row.user_id, row.kind)
                 backoff = 1.0
             except asyncio.CancelledError:
                 raise
@@ -331,17 +369,28 @@ class Orchestrator:
                     pass
                 backoff = min(backoff * 2, self.poll_seconds)
 
-    async def _run_job(self, job_id: int, user_id: str, kind: str) -> None:
+    async def _cycle_kind(self, user_id: str, kind: SleepKind) -> SleepKind:
+        """The kind that runs: as requested, and deep every ``deep_every``-th cycle."""
+        if kind == "deep" or self.cfg.deep_every <= 0:
+            return kind
+        status = await self.engine.store.user_status(user_id)
+        done = status.cycles_done if status else 0
+        return "deep" if (done + 1) % self.cfg.deep_every == 0 else kind
+
+    async def _run_job(self, job_id: int, user_id: str, kind: SleepKind) -> None:
         run = self._running = _Running(job_id, user_id, kind)  # before any await: exclusive
         self._queued.pop(user_id, None)
         span = [user_id, run.started, None]
         self.spans.append(span)
         try:
+            run.kind = await self._cycle_kind(user_id, kind)
+            if run.kind != kind:
+                await self.engine.store.set_job_kind(job_id, run.kind)
             await self.engine.store.set_job_state(job_id, "running")
             self._write_status()
-            log.info("user %s: %s cycle (job %d) starts", user_id, kind, job_id)
+            log.info("user %s: %s cycle (job %d) starts", user_id, run.kind, job_id)
             run.task = asyncio.create_task(
-                run_cycle(self.engine, user_id, deep=kind == "deep",
+                run_cycle(self.engine.cycle_context(user_id), run.kind,
                           progress=self._progress_for(run)),
                 name=f"sleep-cycle-{job_id}")
             try:

@@ -13,13 +13,13 @@ import sqlite3
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from bot import faults
 from bot.engine import Engine
-from bot.generation import GenStats, complete, stream_reply
-from bot.runtime import CHAT
+from runtime import faults
+from runtime.generation import GenStats, complete, stream_reply
+from runtime.thread import CHAT
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,26 @@ class Reply:
     stats: GenStats | None = None
     saved: bool = True  # False: the exchange is not (fully) in SQLite and the log
     warning: str = ""
+
+
+class ReplyStream:
+    """The pieces of one reply as they are generated; :attr:`reply` holds the saved
+    :class:`Reply` once the iteration has ended (None if it was cut short)::
+
+        stream = chat.stream(user, text)
+        async for piece in stream: show(piece)
+        stream.reply.saved
+    """
+
+    def __init__(self, produce: Callable[[ReplyStream], AsyncIterator[str]]):
+        self.reply: Reply | None = None
+        self._pieces = produce(self)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._pieces
+
+    async def aclose(self) -> None:
+        await self._pieces.aclose()
 
 
 def clean_text(text: str) -> str:
@@ -137,12 +157,12 @@ class ChatService:
         limit = self.cfg.max_message_chars
         return (text[:limit], True) if len(text) > limit else (text, False)
 
-    async def stream(self, user_id: str, text: str, result: list[Reply] | None = None
-                     ) -> AsyncIterator[str]:
-        """Yield the reply as it is generated; the exchange is saved before the last yield ends.
+    def stream(self, user_id: str, text: str) -> ReplyStream:
+        """The reply as it is generated; the exchange is saved before the iteration ends,
+        then the stream's ``reply`` holds the :class:`Reply`."""
+        return ReplyStream(lambda out: self._stream(user_id, text, out))
 
-        ``result`` (a list), if given, receives the :class:`Reply` once it is saved.
-        """
+    async def _stream(self, user_id: str, text: str, out: ReplyStream) -> AsyncIterator[str]:
         text, truncated = self.prepare(text)
         conv = await self.conversation(user_id)
         incoming = {"role": "user", "content": text}
@@ -168,16 +188,16 @@ class ChatService:
         label = self.engine.checkpoint_label(user_id)
         log.info("user %s: exchange %d answered by %s in %.2fs", user_id, exchange_id, label,
                  time.perf_counter() - tic)
-        if result is not None:
-            result.append(Reply(reply_text, exchange_id, label, truncated, saved=saved,
-                                warning=warning))
+        out.reply = Reply(reply_text, exchange_id, label, truncated, saved=saved,
+                          warning=warning)
 
     async def reply(self, user_id: str, text: str) -> Reply:
         """The whole reply at once (for ingest, tests and the load benchmark)."""
-        result: list[Reply] = []
-        async for _ in self.stream(user_id, text, result):
+        stream = self.stream(user_id, text)
+        async for _ in stream:
             pass
-        return result[0]
+        assert stream.reply is not None
+        return stream.reply
 
     async def save(self, user_id: str, user_text: str, reply_text: str,
                    session_id: int | None = None, source: str = "chat") -> int:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import mlx.core as mx
 
+from memory.log import fsync_path
+
 log = logging.getLogger(__name__)
 
 DELTA = "delta.safetensors"
@@ -37,14 +39,6 @@ class CheckpointError(RuntimeError):
 
 def version_name(version: int) -> str:
     return f"v{version:04d}"
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sha256(path: Path) -> str:
@@ -77,7 +71,7 @@ def save_checkpoint(root: Path, version: int, tensors: dict[str, mx.array], meta
     try:
         mx.save_safetensors(str(tmp / DELTA), tensors)
         write_json_atomic(tmp / "config.json", meta)
-        _fsync_path(tmp / DELTA)
+        fsync_path(tmp / DELTA)
         manifest = {
             "version": version,
             "created_at": time.time(),
@@ -87,9 +81,9 @@ def save_checkpoint(root: Path, version: int, tensors: dict[str, mx.array], meta
             "base_model": meta.get("base_model"),
         }
         write_json_atomic(tmp / MANIFEST, manifest)  # last: marks the folder complete
-        _fsync_path(tmp)
+        fsync_path(tmp)
         os.replace(tmp, final)
-        _fsync_path(root)
+        fsync_path(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -125,7 +119,7 @@ def set_current(root: Path, version: int | None) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, root / CURRENT)
-    _fsync_path(root)
+    fsync_path(root)
 
 
 def current_path(root: Path) -> Path | None:
@@ -178,3 +172,13 @@ def prune(root: Path, keep_last: int = 2) -> list[int]:
             shutil.rmtree(root / version_name(v))
             removed.append(v)
     return removed
+
+
+def weights_key(checkpoint: Path | None) -> str:
+    """Names one set of weights, for caches of scores (a rebuilt folder gets a new key)."""
+    if checkpoint is None:
+        return "base"
+    try:
+        return f"{checkpoint.resolve()}@{checkpoint.stat().st_mtime_ns}"
+    except OSError:
+        return f"{checkpoint}@missing"

@@ -34,9 +34,10 @@ def _write_error(path: Path, exc: OSError) -> MemoryWriteError:
     return MemoryWriteError(exc.errno, message) if exc.errno else MemoryWriteError(message)
 
 
-def _fsync_dir(directory: Path) -> None:
-    # A new or replaced file's directory entry is only durable once the directory is synced.
-    fd = os.open(directory, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by path (a new or replaced file's directory entry is only
+    durable once the directory is synced)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -92,7 +93,7 @@ class ConversationLog:
             await f.flush()
             await loop.run_in_executor(None, os.fsync, f.fileno())
         if created:
-            await loop.run_in_executor(None, _fsync_dir, self.path.parent)
+            await loop.run_in_executor(None, fsync_path, self.path.parent)
         self._tail_ok = True
 
     async def _tail_separator(self) -> bytes:
@@ -160,4 +161,4 @@ class ConversationLog:
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-        _fsync_dir(self.path.parent)
+        fsync_path(self.path.parent)

@@ -25,11 +25,6 @@ class UserPaths:
     identity: Path
     checkpoints: Path
 
-    def ensure(self) -> UserPaths:
-        """Create the user's directories (idempotent) and return self."""
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
-        return self
-
 
 def safe_user_id(user_id: str) -> str:
     """Encode ``user_id`` as a directory name.

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self, get_args
 
 import aiosqlite
 
@@ -108,10 +108,12 @@ CREATE UNIQUE INDEX ux_sleep_queue_active ON sleep_queue(user_id)
 # Append-only: never edit a released script, add a new one. Index i brings the schema to i+1.
 MIGRATIONS: list[str] = [_SCHEMA_V1]
 
-CYCLE_STATUSES = frozenset({"running", "accepted", "rejected", "failed", "empty"})
-JOB_STATES = frozenset({"queued", "running", "done", "failed"})
-# Deleted in this order so child rows go before the users row they reference.
-_USER_TABLES = ("exchanges", "sessions", "replay_items", "checkpoints", "cycles", "sleep_queue")
+CycleStatus = Literal["running", "accepted", "rejected", "failed", "empty"]
+JobState = Literal["queued", "running", "done", "failed"]
+SleepKind = Literal["light", "deep"]
+CYCLE_STATUSES = frozenset(get_args(CycleStatus))
+JOB_STATES = frozenset(get_args(JobState))
+SLEEP_KINDS = frozenset(get_args(SleepKind))
 
 
 class StoreError(Exception):
@@ -157,11 +159,24 @@ class CheckpointRecord:
 class CycleRecord:
     id: int
     user_id: str
-    kind: str
+    kind: SleepKind
     started_at: float
     finished_at: float | None
-    status: str
+    status: CycleStatus
     report: dict[str, Any]
+
+
+@dataclass
+class SleepJob:
+    """One row of the persistent sleep queue."""
+
+    id: int
+    user_id: str
+    kind: SleepKind
+    state: JobState
+    requested_at: float
+    started_at: float | None
+    finished_at: float | None
 
 
 @dataclass
@@ -231,6 +246,18 @@ def _cycle(row: aiosqlite.Row) -> CycleRecord:
         finished_at=row["finished_at"],
         status=row["status"],
         report=json.loads(row["report"] or "{}"),
+    )
+
+
+def _job(row: aiosqlite.Row) -> SleepJob:
+    return SleepJob(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        state=row["state"],
+        requested_at=row["requested_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
     )
 
 
@@ -366,11 +393,6 @@ class Store:
 
     # ------------------------------------------------------------------ users
 
-    async def ensure_user(self, user_id: str, display_name: str | None = None) -> None:
-        """Create the user if new; update the display name when one is given."""
-        async with self._tx() as db:
-            await self._ensure_user(db, user_id, display_name)
-
     async def user_status(self, user_id: str) -> UserStatus | None:
         row = await self._fetchone(
             "SELECT user_id, turns_since_sleep, cycles_done, last_message_at, last_sleep_at "
@@ -402,14 +424,6 @@ class Store:
             "cycles_done = cycles_done + 1 WHERE user_id = ?",
             (time.time(), user_id),
         )
-
-    async def delete_user_data(self, user_id: str) -> None:
-        """Remove every row belonging to ``user_id`` in every table."""
-        async with self._tx() as db:
-            for table in _USER_TABLES:
-                await db.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-            await db.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
-        log.info("deleted all stored data of one user")
 
     # ------------------------------------------------------------------ sessions
 
@@ -469,15 +483,6 @@ class Store:
             (cycle_id, *ids),
         )
 
-    async def delete_exchanges(self, user_id: str, ids: Iterable[int]) -> int:
-        ids = list(ids)
-        if not ids:
-            return 0
-        return await self._write(
-            f"DELETE FROM exchanges WHERE user_id = ? AND id IN ({_placeholders(len(ids))})",
-            (user_id, *ids),
-        )
-
     # ------------------------------------------------------------------ replay buffer
 
     async def add_replay_items(
@@ -500,14 +505,6 @@ class Store:
                 added += cur.rowcount
         return added
 
-    async def top_replay(self, user_id: str, k: int) -> list[ReplayItem]:
-        """The ``k`` highest-priority items (ties: oldest first)."""
-        rows = await self._fetchall(
-            "SELECT * FROM replay_items WHERE user_id = ? ORDER BY priority DESC, id LIMIT ?",
-            (user_id, max(0, k)),
-        )
-        return [_replay_item(r) for r in rows]
-
     async def decay_replay(self, ids: Iterable[int], decay: float) -> None:
         """Items were replayed: multiply their priority by ``decay`` and count the replay."""
         ids = list(ids)
@@ -525,18 +522,9 @@ class Store:
         )
         return [_replay_item(r) for r in rows]
 
-    async def delete_replay(self, user_id: str, ids: Iterable[int]) -> int:
-        ids = list(ids)
-        if not ids:
-            return 0
-        return await self._write(
-            f"DELETE FROM replay_items WHERE user_id = ? AND id IN ({_placeholders(len(ids))})",
-            (user_id, *ids),
-        )
-
     # ------------------------------------------------------------------ cycles
 
-    async def start_cycle(self, user_id: str, kind: str) -> int:
+    async def start_cycle(self, user_id: str, kind: SleepKind) -> int:
         async with self._tx() as db:
             await self._ensure_user(db, user_id)
             cur = await db.execute(
@@ -546,7 +534,8 @@ class Store:
             )
             return int(cur.lastrowid)
 
-    async def finish_cycle(self, cycle_id: int, status: str, report: dict[str, Any]) -> None:
+    async def finish_cycle(self, cycle_id: int, status: CycleStatus,
+                           report: dict[str, Any]) -> None:
         if status not in CYCLE_STATUSES:
             raise ValueError(f"unknown cycle status {status!r}")
         await self._write(
@@ -624,15 +613,9 @@ class Store:
                 (version, user_id),
             )
 
-    async def delete_checkpoint(self, user_id: str, version: int) -> bool:
-        n = await self._write(
-            "DELETE FROM checkpoints WHERE user_id = ? AND version = ?", (user_id, version)
-        )
-        return n > 0
-
     # ------------------------------------------------------------------ sleep queue
 
-    async def enqueue_sleep(self, user_id: str, kind: str) -> int:
+    async def enqueue_sleep(self, user_id: str, kind: SleepKind) -> int:
         """Queue a sleep job, merging with the user's pending one; return the job id.
 
         A queued 'light' job is upgraded when 'deep' is requested; a running job is left
@@ -659,15 +642,13 @@ class Store:
             )
             return int(cur.lastrowid)
 
-    async def next_sleep_job(self) -> tuple[int, str, str] | None:
-        """The oldest queued job as (id, user_id, kind); it stays queued until set running."""
-        row = await self._fetchone(
-            "SELECT id, user_id, kind FROM sleep_queue WHERE state = 'queued' "
-            "ORDER BY requested_at, id LIMIT 1"
-        )
-        return (int(row["id"]), row["user_id"], row["kind"]) if row else None
+    async def set_job_kind(self, job_id: int, kind: SleepKind) -> None:
+        """Record the kind a job actually runs as (the orchestrator may deepen a light one)."""
+        if kind not in SLEEP_KINDS:
+            raise ValueError(f"unknown sleep kind {kind!r}")
+        await self._write("UPDATE sleep_queue SET kind = ? WHERE id = ?", (kind, job_id))
 
-    async def set_job_state(self, job_id: int, state: str) -> None:
+    async def set_job_state(self, job_id: int, state: JobState) -> None:
         """Move a job to ``state``, stamping started_at (running) or finished_at (done/failed)."""
         if state not in JOB_STATES:
             raise ValueError(f"unknown job state {state!r}")
@@ -689,11 +670,69 @@ class Store:
             "UPDATE sleep_queue SET state = 'queued', started_at = NULL WHERE state = 'running'"
         )
 
-    async def queue_snapshot(self) -> list[dict[str, Any]]:
-        """Pending jobs (running first, then queued in FIFO order) as plain dicts."""
+    async def queue_snapshot(self) -> list[SleepJob]:
+        """Pending jobs: running first, then queued in FIFO order."""
         rows = await self._fetchall(
             "SELECT id, user_id, kind, requested_at, state, started_at, finished_at "
             "FROM sleep_queue WHERE state IN ('queued', 'running') "
             "ORDER BY state = 'queued', requested_at, id"
         )
-        return [dict(r) for r in rows]
+        return [_job(r) for r in rows]
+
+    # ------------------------------------------------------------------ forgetting
+
+    async def forget_rows(self, user_id: str, exchange_ids: Iterable[int],
+                          replay_ids: Iterable[int], *, everything: bool) -> tuple[int, int]:
+        """Delete exchanges and replay items of ``user_id`` in one transaction; return the
+        counts. Session summaries go too (deleted with every session when ``everything``,
+        else cleared: they may paraphrase what went); the remaining exchanges become
+        unconsolidated and the turn counter counts them, so the next cycle re-learns them."""
+        exchange_ids, replay_ids = list(exchange_ids), list(replay_ids)
+        async with self._tx() as db:
+            n_ex = n_rep = 0
+            if exchange_ids:
+                cur = await db.execute(
+                    f"DELETE FROM exchanges WHERE user_id = ? AND id IN "
+                    f"({_placeholders(len(exchange_ids))})", (user_id, *exchange_ids))
+                n_ex = cur.rowcount
+            if replay_ids:
+                cur = await db.execute(
+                    f"DELETE FROM replay_items WHERE user_id = ? AND id IN "
+                    f"({_placeholders(len(replay_ids))})", (user_id, *replay_ids))
+                n_rep = cur.rowcount
+            if everything:
+                await db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            else:
+                await db.execute("UPDATE sessions SET summary = NULL WHERE user_id = ?",
+                                 (user_id,))
+            await db.execute("UPDATE exchanges SET consolidated_cycle = NULL WHERE user_id = ?",
+                             (user_id,))
+            await db.execute(
+                "UPDATE users SET turns_since_sleep = (SELECT COUNT(*) FROM exchanges "
+                "WHERE exchanges.user_id = users.user_id) WHERE user_id = ?", (user_id,))
+        return n_ex, n_rep
+
+    async def forget_weights(self, user_id: str) -> tuple[int, int]:
+        """Drop the user's checkpoint registry and cycle reports (they list facts) in one
+        transaction; return (checkpoint rows, cycle rows) removed."""
+        async with self._tx() as db:
+            cur = await db.execute("DELETE FROM checkpoints WHERE user_id = ?", (user_id,))
+            n_ck = cur.rowcount
+            cur = await db.execute("DELETE FROM cycles WHERE user_id = ?", (user_id,))
+            return n_ck, cur.rowcount
+
+    async def compact(self) -> None:
+        """VACUUM and truncate the WAL, so deleted rows leave no bytes behind on disk."""
+        async with self._lock:  # one connection, shared by every coroutine
+            await self._pragma("wal_checkpoint(TRUNCATE)")
+            await (await self._db.execute("VACUUM")).close()
+            busy, _, _ = await self._pragma("wal_checkpoint(TRUNCATE)")
+            if busy:
+                raise sqlite3.OperationalError("database is busy: WAL checkpoint incomplete")
+
+    async def _pragma(self, pragma: str) -> tuple:
+        # Fetch every row and close: an unfinished statement makes VACUUM fail.
+        cur = await self._db.execute(f"PRAGMA {pragma}")
+        rows = await cur.fetchall()
+        await cur.close()
+        return tuple(rows[0]) if rows else ()

@@ -14,9 +14,11 @@ import math
 from collections.abc import Generator
 from pathlib import Path
 
-from bot.config import SleepConfig
-from bot.runtime import ModelContext
 from memory.store import Exchange
+from runtime.config import SleepConfig
+from runtime.generation import turn_prefix
+from runtime.scoring import sequence_scores_steps
+from runtime.thread import ModelContext
 from sleep.importance import explain, importance, utility
 from sleep.types import ScoredExchange
 
@@ -28,27 +30,17 @@ def novelty_from_loss(loss: float) -> float:
 
 
 def _user_text_sequences(ctx: ModelContext, texts: list[str]) -> list[tuple[list[int], int]]:
+    """Each text as the model's chat template writes a user turn; scored from the text on."""
     enc = ctx.tokenizer.encode
-    head = enc("<|im_start|>user\n", add_special_tokens=False)
+    head = enc(turn_prefix(ctx.tokenizer), add_special_tokens=False)
     return [(head + enc(t, add_special_tokens=False)[:256], len(head)) for t in texts]
-
-
-def user_text_losses(ctx: ModelContext, user_id: str, checkpoint: Path | None,
-                     texts: list[str]) -> list[float]:
-    """Model job: mean per-token loss of each text as a user turn, under the user's weights."""
-    from sleep.validation import _sequence_scores
-
-    ctx.use_user(user_id, checkpoint)
-    seqs = _user_text_sequences(ctx, texts)
-    return [-s for s in _sequence_scores(ctx, seqs)] if seqs else []
 
 
 def user_text_losses_steps(ctx: ModelContext, user_id: str, checkpoint: Path | None,
                            texts: list[str]) -> Generator[int, None, list[float]]:
-    """Generator job form of :func:`user_text_losses`: a few texts per step, so chat goes
-    first between steps (the user's weights are re-applied before each)."""
-    from sleep.validation import sequence_scores_steps
-
+    """Generator job: mean per-token loss of each text as a user turn, under the user's
+    weights; a few texts per step, so chat goes first between steps (the user's weights are
+    re-applied before each)."""
     seqs = _user_text_sequences(ctx, texts)
     scores = yield from sequence_scores_steps(ctx, seqs, lambda: ctx.use_user(user_id, checkpoint))
     return [-s for s in scores]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.runtime import ModelContext
+from runtime.thread import ModelContext
 from sleep.extraction import grounded
 from sleep.types import QAPair
 
@@ -35,7 +35,7 @@ def consistent(answer: str, fact_texts: list[str]) -> bool:
 def dream(ctx: ModelContext, user_id: str, checkpoint: Path | None, fact_answers: list[str],
           n: int = 4, max_tokens: int = 160) -> tuple[list[QAPair], int]:
     """Model job: propose dreams and keep the consistent ones; returns (kept, proposed)."""
-    from bot.generation import complete
+    from runtime.generation import complete
 
     if len(fact_answers) < 2:
         return [], 0

@@ -4,7 +4,7 @@ Runs only after validation accepted the cycle. The adapter was already fused int
 tensors of the touched modules by :mod:`sleep.training`; here they are written as version
 ``n+1`` (temporary folder, fsync, manifest last, rename), ``CURRENT`` is switched, and the
 registry in SQLite follows. A crash before the registry write leaves the previous version
-current: at the next start ``bot.faults.reconcile`` puts ``CURRENT`` back on the registered
+current: at the next start ``bot.recovery.reconcile`` puts ``CURRENT`` back on the registered
 version and removes the unregistered folder, and the re-queued cycle runs again.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import mlx.core as mx
 
-from bot import faults
-from bot.runtime import ModelContext
 from memory import checkpoints
 from memory.store import Store
+from runtime import faults
+from runtime.thread import ModelContext
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def write_checkpoint(ctx: ModelContext, root: Path, version: int,
 async def promote(runtime, store: Store, user_id: str, root: Path,
                   tensors: dict[str, mx.array], meta: dict, cycle_id: int) -> int:
     """Write, switch ``CURRENT`` and register; returns the new version number."""
-    from bot.runtime import BACKGROUND
+    from runtime.thread import BACKGROUND
 
     parent = checkpoints.current_version(root)
     version = max([parent, *checkpoints.versions(root)]) + 1

@@ -1,10 +1,13 @@
 """One sleep cycle for one user: curation → extraction → replay → dreaming → training →
 validation → fusion. Each stage is a function in its own module; this is the main loop.
 
-    python -m bot sleep --user U [--deep] [--json]
+    python -m bot sleep --user U [--deep] [--json]     (through the orchestrator's queue)
 
-Works from the store, never from what is in memory (the paper's code gathered only the
-current session after a restart). Model work runs on the model thread at BACKGROUND priority,
+:func:`run_cycle` takes a :class:`CycleContext`: the model thread, the store, the user's paths
+and the settings, never the process's engine, so the stage modules stay below the services.
+Which kind of cycle runs (light or deep) is the orchestrator's decision. Works from the
+store, never from what is in memory (the paper's code gathered only the current session after
+a restart). Model work runs on the model thread at BACKGROUND priority,
 so chat for any user goes first between training steps. A rejected, empty or failed cycle
 leaves the user's checkpoint exactly as it was.
 """
@@ -16,12 +19,17 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
 
-from bot import faults
-from bot.engine import Engine
-from bot.generation import complete
-from bot.runtime import BACKGROUND, ModelContext, modules_from_tensors
+from memory import checkpoints
 from memory.identity import load_identity
+from memory.paths import UserPaths
+from memory.store import Store
+from runtime import faults
+from runtime.config import SleepConfig
+from runtime.generation import complete
+from runtime.thread import BACKGROUND, ModelContext, ModelRuntime, modules_from_tensors
 from sleep import curation, dreaming, fusion, replay, validation
 from sleep.anchors import anchor_pairs
 from sleep.extraction import (
@@ -38,14 +46,40 @@ from sleep.types import Fact, QAPair
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, dict], None]
+CycleKind = Literal["light", "deep"]
+CycleStatus = Literal["running", "accepted", "rejected", "empty", "failed"]
+
+
+@dataclass
+class CycleContext:
+    """What one cycle of one user needs, handed in by the service that schedules it."""
+
+    runtime: ModelRuntime
+    store: Store
+    user_id: str
+    paths: UserPaths
+    cfg: SleepConfig
+    system_prompt: str
+    bot_name: str
+    base_model: str
+    # built-in validation score per set of weights (:func:`memory.checkpoints.weights_key`),
+    # shared by the cycles of one process: a cycle's "before" is its predecessor's "after"
+    general_scores: dict[str, float] = field(default_factory=dict)
+
+    def checkpoint(self) -> Path | None:
+        return checkpoints.current_path(self.paths.checkpoints)
+
+    def checkpoint_label(self) -> str:
+        path = self.checkpoint()
+        return f"{self.user_id}/{path.name}" if path else "base"
 
 
 @dataclass
 class CycleReport:
     user_id: str
-    kind: str
+    kind: CycleKind
     cycle_id: int = 0
-    status: str = "running"  # accepted | rejected | empty | failed
+    status: CycleStatus = "running"
     accepted: bool = False
     checkpoint: str | None = None  # the checkpoint current after the cycle
     version: int = 0
@@ -121,36 +155,33 @@ def _probe_pairs(pairs: list[QAPair]) -> list[QAPair]:
     return out
 
 
-async def run_cycle(engine: Engine, user_id: str, *, deep: bool = False,
+async def run_cycle(cc: CycleContext, kind: CycleKind = "light", *,
                     progress: Progress | None = None, seed: int = 0) -> CycleReport:
-    """Run one cycle now and return its report (also stored in SQLite)."""
-    store, cfg = engine.store, engine.cfg.sleep
-    status = await store.user_status(user_id)
-    cycles_done = status.cycles_done if status else 0
-    deep = deep or (cfg.deep_every > 0 and (cycles_done + 1) % cfg.deep_every == 0)
-    report = CycleReport(user_id, "deep" if deep else "light")
-    report.cycle_id = await store.start_cycle(user_id, report.kind)
+    """Run one cycle of ``kind`` now and return its report (also stored in SQLite)."""
+    report = CycleReport(cc.user_id, kind)
+    report.cycle_id = await cc.store.start_cycle(cc.user_id, report.kind)
     tic = time.perf_counter()
     try:
-        await _run(engine, report, progress, seed)
+        await _run(cc, report, progress, seed)
     except TrainingDiverged as exc:
         report.status, report.reason = "rejected", str(exc)
     except Exception as exc:
         report.status, report.reason = "failed", f"{type(exc).__name__}: {exc}"
-        log.exception("user %s cycle %s failed", user_id, report.cycle_id)
+        log.exception("user %s cycle %s failed", cc.user_id, report.cycle_id)
     report.seconds = round(time.perf_counter() - tic, 2)
     report.accepted = report.status == "accepted"
-    report.checkpoint = engine.checkpoint_label(user_id)
-    await store.finish_cycle(report.cycle_id, report.status, report.to_dict())
+    report.checkpoint = cc.checkpoint_label()
+    await cc.store.finish_cycle(report.cycle_id, report.status, report.to_dict())
     if progress:
         progress("done", {"status": report.status})
     return report
 
 
-async def _run(engine: Engine, report: CycleReport, progress: Progress | None, seed: int) -> None:
-    store, runtime, cfg = engine.store, engine.runtime, engine.cfg.sleep
-    user_id, system_prompt = report.user_id, engine.cfg.chat.system_prompt
-    checkpoint = engine.checkpoint(user_id)
+async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
+               seed: int) -> None:
+    store, runtime, cfg = cc.store, cc.runtime, cc.cfg
+    user_id, system_prompt = report.user_id, cc.system_prompt
+    checkpoint = cc.checkpoint()
 
     # 1. curation
     t = time.perf_counter()
@@ -202,19 +233,19 @@ async def _run(engine: Engine, report: CycleReport, progress: Progress | None, s
     # 5. training (identity and general-knowledge anchor pairs ride along in every cycle)
     t = time.perf_counter()
     identity = [QAPair(p.question, p.answer, [], "identity")
-                for p in load_identity(engine.paths(user_id).identity, engine.cfg.chat.bot_name)]
+                for p in load_identity(cc.paths.identity, cc.bot_name)]
     dataset = dedupe_pairs(new_pairs + replay_pairs + dreams + identity
                            + anchor_pairs(cfg.anchor_pairs))
     tok = runtime.loaded.tokenizer
     examples = [build_example(tok, system_prompt, p, cfg.train.max_seq_len) for p in dataset]
     report.examples = len(examples)
     probe = _probe_pairs(new_pairs or replay_pairs)
-    pre_key = engine.weights_key(checkpoint)
-    general_pre = engine.general_scores.get(pre_key)
+    pre_key = checkpoints.weights_key(checkpoint)
+    general_pre = cc.general_scores.get(pre_key)
     if general_pre is None:
         general_pre = await runtime.run(_score_general, user_id, checkpoint,
                                         priority=BACKGROUND)
-        engine.general_scores[pre_key] = general_pre
+        cc.general_scores[pre_key] = general_pre
     fact_pre = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
                                  priority=BACKGROUND)
 
@@ -251,15 +282,30 @@ async def _run(engine: Engine, report: CycleReport, progress: Progress | None, s
 
     # 7. fusion: promote atomically, then mark what was consolidated
     t = time.perf_counter()
-    meta = {"base_model": engine.cfg.model, "cycle_id": report.cycle_id,
+    meta = {"base_model": cc.base_model, "cycle_id": report.cycle_id,
             "sleep_config": asdict(cfg), "validation": report.validation}
     report.version = await fusion.promote(runtime, store, user_id,
-                                          engine.paths(user_id).checkpoints, result.tensors,
+                                          cc.paths.checkpoints, result.tensors,
                                           meta, report.cycle_id)
-    engine.general_scores[engine.weights_key(engine.checkpoint(user_id))] = general_post
+    cc.general_scores[checkpoints.weights_key(cc.checkpoint())] = general_post
     await store.mark_consolidated([e.id for e in exchanges], report.cycle_id)
     added = await replay.after_cycle(store, user_id, replayed, new_pairs, cfg.replay_decay,
                                      report.cycle_id)
     await store.record_sleep(user_id)
     _stage(report, "fusion", t, progress, version=report.version, replay_added=added)
     report.status, report.reason = "accepted", verdict.reason
+
+
+def format_report(r: dict) -> str:
+    """A cycle report (``CycleReport.to_dict()``) as the lines the terminal and CLI print."""
+    v = r.get("validation") or {}
+    lines = [f"sleep cycle {r['cycle_id']} ({r['kind']}) for {r['user_id']}: {r['status']}"
+             f" in {r['seconds']:.1f}s — {r['reason']}"]
+    for name, info in r["stages"].items():
+        shown = ", ".join(f"{k} {val}" for k, val in info.items() if k != "seconds")
+        lines.append(f"  {name:11} {info.get('seconds', 0):6.1f}s  {shown}")
+    if v:
+        lines.append(f"  validation: general {v['general_pre']:.3f} → {v['general_post']:.3f}"
+                     f" (tau {v['tau']})")
+    lines.append(f"  checkpoint now: {r['checkpoint']}")
+    return "\n".join(lines)

@@ -12,6 +12,7 @@ skip the output head (they are not in the loss), which keeps it faster than mlx-
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -24,10 +25,13 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten
 
-from bot.config import LoRAConfig, TrainConfig
-from bot.generation import common_prefix_len
-from bot.runtime import ModelContext
+from runtime.config import LoRAConfig, TrainConfig
+from runtime.generation import common_prefix_len
+from runtime.scoring import SharedPrefixKV, head_split
+from runtime.thread import ModelContext
 from sleep.types import QAPair
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KEYS = (
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -82,8 +86,10 @@ def build_example(tokenizer, system_prompt: str, pair: QAPair, max_len: int) -> 
     )
     if not full.startswith(prompt):
         raise ValueError("chat template renders the prompt differently in training mode")
+    # The prompt is encoded alone, as generation will see it; encoding the whole text at once
+    # can merge tokens across the boundary (Llama 3's "\n\n" before the answer).
     p_ids = tokenizer.encode(prompt, add_special_tokens=False)
-    ids = tokenizer.encode(full, add_special_tokens=False)
+    ids = p_ids + tokenizer.encode(full[len(prompt):], add_special_tokens=False)
     return TrainExample(ids[:max_len], len(p_ids), list(pair.source_exchange_ids))
 
 
@@ -115,18 +121,6 @@ def trainable_parameter_count(model: nn.Module, lora: LoRAConfig) -> int:
     return total
 
 
-def _head_split(model: nn.Module):
-    """``(body, head)`` with ``model(x) == head(body(x))`` for mlx-lm's usual layout, or None."""
-    body = getattr(model, "model", None)
-    if body is None:
-        return None
-    head = getattr(model, "lm_head", None)
-    if head is None:  # tied embeddings
-        emb = getattr(body, "embed_tokens", None)
-        head = getattr(emb, "as_linear", None)
-    return (body, head) if head is not None else None
-
-
 def splits_head(model: nn.Module, ids: list[int]) -> bool:
     """Whether the loss may skip the output head on prompt positions (checked numerically).
 
@@ -134,7 +128,7 @@ def splits_head(model: nn.Module, ids: list[int]) -> bool:
     only the answer positions are in the loss; models whose forward is not ``head(body(x))``
     (logit scaling, soft-capping) fail the check and keep the full forward.
     """
-    split = _head_split(model)
+    split = head_split(model)
     if split is None or len(ids) < 2:
         return False
     x = mx.array([ids[: min(len(ids), 16)]])
@@ -154,7 +148,7 @@ def _loss(model: nn.Module, inputs: mx.array, targets: mx.array, mask: mx.array,
     on run.
     """
     if prefix is not None:
-        body, head = _head_split(model)
+        body, head = head_split(model)
         blocks = body.layers[first:]
         caches = [SharedPrefixKV() for _ in blocks]
         if first:
@@ -166,7 +160,7 @@ def _loss(model: nn.Module, inputs: mx.array, targets: mx.array, mask: mx.array,
         logits = head(h[:, start:]).astype(mx.float32)
         targets, mask_in = targets[:, start:], mask[:, start:]
     elif start > 0:
-        body, head = _head_split(model)
+        body, head = head_split(model)
         logits = head(body(inputs)[:, start:]).astype(mx.float32)
         targets, mask_in = targets[:, start:], mask[:, start:]
     else:
@@ -181,40 +175,6 @@ def _run_blocks(blocks: list[nn.Module], h: mx.array, caches: list) -> mx.array:
     for block, cache in zip(blocks, caches, strict=True):
         h = block(h, mask, cache=cache)
     return h
-
-
-class SharedPrefixKV:
-    """A layer's KV cache for training on rows that share a token prefix.
-
-    Every training sequence starts with the same system prompt (about 40 of its ~70 tokens
-    for the bundled model): the first call records the prefix's keys and values for one row,
-    later calls put them, broadcast to the batch, in front of each row's own. The gradient
-    flows through the prefix once per step instead of once per row.
-    """
-
-    def __init__(self) -> None:
-        self.keys: mx.array | None = None
-        self.values: mx.array | None = None
-        self.offset = 0  # read by the model for RoPE before update_and_fetch
-
-    def update_and_fetch(self, keys: mx.array, values: mx.array) -> tuple[mx.array, mx.array]:
-        if self.keys is None:
-            self.keys, self.values, self.offset = keys, values, keys.shape[2]
-            return keys, values
-        k, v = self._prefix_for(keys.shape[0])
-        return mx.concatenate([k, keys], axis=2), mx.concatenate([v, values], axis=2)
-
-    def _prefix_for(self, rows: int) -> tuple[mx.array, mx.array]:
-        """The prefix's keys and values in front of each of ``rows`` rows."""
-        return (mx.broadcast_to(self.keys, (rows, *self.keys.shape[1:])),
-                mx.broadcast_to(self.values, (rows, *self.values.shape[1:])))
-
-    def make_mask(self, n: int, window_size: int | None = None, return_array: bool = False):
-        from mlx_lm.models.base import create_causal_mask
-
-        if self.offset == 0 and not return_array and window_size is None:
-            return "causal" if n > 1 else None
-        return create_causal_mask(n, self.offset, window_size=window_size)
 
 
 def shared_prefix_len(examples: list[TrainExample]) -> int:
@@ -250,7 +210,7 @@ class FrozenLower:
     """
 
     def __init__(self, model: nn.Module, first: int, prefix: mx.array):
-        self.body = _head_split(model)[0]
+        self.body = head_split(model)[0]
         self.first = first
         self.caches = [SharedPrefixKV() for _ in range(first)]
         self.prefix = self._lower(prefix)
@@ -279,7 +239,7 @@ def shares_prefix(model: nn.Module, examples: list[TrainExample], prefix_len: in
     """Whether the shared-prefix loss (with the frozen blocks below ``first`` stored, if
     ``first`` > 0) equals the plain one on the first examples, checked numerically like
     :func:`splits_head`; architectures it does not fit keep the plain loss."""
-    if prefix_len < 2 or _head_split(model) is None:
+    if prefix_len < 2 or head_split(model) is None:
         return False
     sample = examples[:2]
     try:
@@ -344,6 +304,9 @@ def train_lora(
     prefix = mx.array([examples[0].ids[:skip]]) if skip else None
     first = max(0, len(ctx.model.layers) - lora.layers)
     lower: FrozenLower | None = None
+    if examples and not sliced:  # the fast paths check themselves and say when they are off
+        log.info("training: this model's output head cannot be split off; every position "
+                 "runs it (slower)")
     if prefix is not None and first and shares_prefix(ctx.model, examples, skip, first):
         lower = FrozenLower(ctx.model, first, prefix)
         for i in range(0, len(examples), LOWER_CHUNK):  # chat may go between chunks
@@ -352,7 +315,13 @@ def train_lora(
             lower.add(examples[i : i + LOWER_CHUNK], skip)
             seconds += time.perf_counter() - tic  # part of the training time
             yield TrainProgress(0, len(batches), math.nan)
-    elif prefix is not None and not shares_prefix(ctx.model, examples, skip):
+    elif prefix is not None and shares_prefix(ctx.model, examples, skip):
+        if first:
+            log.info("training: the frozen lower blocks' outputs cannot be stored for this "
+                     "model; they run every step (slower)")
+    elif prefix is not None:
+        log.info("training: the shared system prompt cannot run once for this model; every "
+                 "row runs it (slower)")
         skip, prefix = 0, None
     for step, idx in enumerate(batches, 1):
         ctx.use(state)  # a chat job may have swapped weights since the last step

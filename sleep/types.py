@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-FACT_ORIGINS = ("pattern", "model")
 QA_KINDS = ("fact", "replay", "identity", "dream")
 USER_SUBJECT = "user"  # Fact.subject for facts about the person talking to the bot
 

@@ -10,9 +10,6 @@ The items were kept from a larger written pool because the bundled SmolLM2-135M-
 the right choice first with a clear margin, so a healthy model scores near 1.0 and a drop
 means damage rather than noise. Arithmetic with close numbers was left out: the 135M model is
 near chance there.
-
-``GENERATION_CHECKS`` are open questions with acceptable answer keys (case-insensitive
-substrings) for a generation-based check.
 """
 
 from __future__ import annotations
@@ -126,17 +123,4 @@ VALIDATION_QUESTIONS: list[ValidationItem] = [
         ["oil", "ink", "paint", "milk"],
         3,
     ),
-]
-
-GENERATION_CHECKS: list[tuple[str, list[str]]] = [
-    ("What is the capital of France?", ["paris"]),
-    ("What colour is the sky on a clear day?", ["blue"]),
-    ("How many days are in a week?", ["seven", "7"]),
-    ("What is 2 plus 2?", ["four", "4"]),
-    ("Which animal says meow?", ["cat"]),
-    ("What is the opposite of hot?", ["cold"]),
-    ("What do bees make?", ["honey"]),
-    ("What is frozen water called?", ["ice"]),
-    ("What is the capital of Japan?", ["tokyo"]),
-    ("Which planet do we live on?", ["earth"]),
 ]

@@ -22,8 +22,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def bundled_model_dir(tmp_path_factory) -> Path:
     """The bundled SmolLM2-135M imported to an MLX model directory (once per session)."""
-    from bot.gguf import convert_gguf
-    from bot.models import BUNDLED_DIRNAME, bundled_gguf
+    from runtime.gguf import convert_gguf
+    from runtime.models import BUNDLED_DIRNAME, bundled_gguf
 
     cached = REPO / "data" / "models" / BUNDLED_DIRNAME
     if (cached / "model.safetensors").is_file():
@@ -31,9 +31,24 @@ def bundled_model_dir(tmp_path_factory) -> Path:
     return convert_gguf(bundled_gguf(), tmp_path_factory.mktemp("models") / BUNDLED_DIRNAME)
 
 
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A directory we can't create files in: chmod'ed, or /proc when root ignores modes."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o555)
+    probe = d / "probe"
+    try:
+        probe.write_text("x")
+    except OSError:
+        return d
+    probe.unlink()
+    d.chmod(0o755)
+    return Path("/proc")
+
+
 def make_tiny_model(target: Path, tokenizer_src: Path, seed: int = 0, **overrides) -> Path:
     """Save a random tiny llama with the bundled tokenizer as an mlx-lm model directory."""
-    from bot.bench_load import build_tiny_model
+    from runtime.tiny import build_tiny_model
 
     return build_tiny_model(target, tokenizer_src, seed, **overrides)
 
@@ -46,22 +61,33 @@ def tiny_model_dir(tmp_path_factory, bundled_model_dir) -> Path:
 @pytest.fixture
 def tiny_config(tmp_path, tiny_model_dir):
     """A Config on a fresh data dir that uses the tiny model."""
-    from bot.config import load_config
+    from runtime.config import load_config
 
     cfg = load_config(data_dir=tmp_path / "data", model=str(tiny_model_dir), env={})
     cfg.chat.max_tokens = 16
     return cfg
 
 
+def quick_sleep(cfg):
+    """Sleep settings under which a tiny-model cycle is quick and accepted: two phrasings,
+    two LoRA layers, a high learning rate, no general-ability gate (random weights score
+    at chance) and no automatic deep cycles."""
+    cfg.sleep.tau = 0.0
+    cfg.sleep.phrasings_per_fact = 2
+    cfg.sleep.deep_every = 0
+    cfg.sleep.train.learning_rate = 1e-3
+    cfg.sleep.lora.layers = 2
+    return cfg
+
+
 @pytest.fixture(scope="session")
 def tiny_runtime(tiny_model_dir):
     """One model thread on the tiny model shared by the tests that only read weights."""
-    from bot.config import load_config
-    from bot.engine import model_loader
-    from bot.runtime import ModelRuntime
+    from bot.engine import model_runtime
+    from runtime.config import load_config
 
     cfg = load_config(data_dir=Path("/nonexistent"), model=str(tiny_model_dir), env={})
-    runtime = ModelRuntime(model_loader(cfg)).start()
+    runtime = model_runtime(cfg).start()
     yield runtime
     runtime.close()
 

@@ -10,8 +10,9 @@ import json
 
 import pytest
 
-from bot.bench_load import LoadOptions, SimUser, _leaks, build_tiny_model, percentile, plan_users
+from bot.bench.load import LoadOptions, SimUser, _leaks, percentile, plan_users
 from bot.engine import open_engine
+from runtime.tiny import build_tiny_model
 
 
 def test_percentile_is_nearest_rank():
@@ -54,7 +55,7 @@ async def test_leak_detector_finds_a_secret_in_another_users_replay(tiny_config,
 
 
 def test_tiny_model_builder_makes_a_loadable_model(tmp_path, bundled_model_dir):
-    from bot.models import load_model
+    from runtime.models import load_model
 
     path = build_tiny_model(tmp_path / "tiny", bundled_model_dir)
     loaded = load_model(path, str(path), "cpu")

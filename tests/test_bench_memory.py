@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bot.bench_memory import (
+from bot.bench.memory import (
     bm25_notes,
     parse_grid,
     plot,
@@ -82,7 +82,7 @@ def test_table_plots_and_targets_from_results(tmp_path):
 
 
 def test_the_default_sweep_point_is_read_from_an_accepted_formation_cycle():
-    from bot.config import load_config
+    from runtime.config import load_config
 
     cfg = load_config(env={})
     lr, epochs = cfg.sleep.train.learning_rate, cfg.sleep.train.epochs

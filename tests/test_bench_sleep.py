@@ -11,14 +11,14 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx.nn as nn
 
-from bot.bench_sleep import (
+from bot.bench.sleep import (
     flops_per_token,
     format_table,
     mlx_lm_train,
     ours_train,
     run_sleep_bench,
 )
-from bot.config import LoRAConfig, TrainConfig
+from runtime.config import LoRAConfig, TrainConfig
 from sleep.training import build_example
 from sleep.types import QAPair
 from tests.conftest import run_cli
@@ -28,9 +28,11 @@ STAGES = {"curation", "extraction", "replay", "dreaming", "training", "validatio
 
 def test_bench_reports_the_cycle_and_both_trainers(tiny_config, capsys):
     tiny_config.sleep.phrasings_per_fact = 1
+    tiny_config.sleep.tau = 0.0  # a tiny random model: only the memory gate decides
+    tiny_config.sleep.train.learning_rate = 1e-3
     r = run_sleep_bench(tiny_config, iters=3, turns=3, matmul_size=128, repeats=2)
     assert capsys.readouterr().out == ""  # mlx-lm's progress UI never reaches our stdout
-    assert r["cycle_status"] in ("accepted", "rejected") and r["facts"] > 0
+    assert r["cycle_status"] == "accepted" and r["facts"] > 0
     assert set(r["stage_seconds"]) == STAGES
     assert all(v >= 0 for v in r["stage_seconds"].values())
     for key in ("cycle_seconds", "train_tokens_per_s", "mlx_lm_tokens_per_s", "train_ratio",

@@ -13,16 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_SYSTEM_PROMPT, load_config
-from bot.engine import model_loader
-from bot.generation import complete
-from bot.runtime import ModelRuntime
+from bot.engine import model_runtime
+from runtime.config import DEFAULT_SYSTEM_PROMPT, load_config
+from runtime.generation import complete
 
 
 @pytest.mark.slow
 def test_bundled_model_knows_the_capital_of_france(bundled_model_dir):
     cfg = load_config(data_dir=Path("/nonexistent"), model=str(bundled_model_dir), env={})
-    runtime = ModelRuntime(model_loader(cfg)).start()
+    runtime = model_runtime(cfg).start()
     try:
         messages = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
                     {"role": "user", "content": "What is the capital of France?"}]

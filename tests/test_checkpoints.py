@@ -14,8 +14,8 @@ from pathlib import Path
 import mlx.core as mx
 import pytest
 
-from bot.config import LoRAConfig, TrainConfig
 from memory import checkpoints as ck
+from runtime.config import LoRAConfig, TrainConfig
 from sleep.training import build_example, lora_target_paths, train_lora
 from sleep.types import QAPair
 

@@ -1,4 +1,4 @@
-"""The command line (bot/cli.py, bot/commands.py) in real ``python -m bot`` subprocesses (the
+"""The command line (bot/cli/, one module per verb) in real ``python -m bot`` subprocesses (the
 ``cli`` fixture) on the tiny model: chat, ingest, recall, eval, and one-line errors (exit 2, no
 traceback).
 

@@ -1,4 +1,4 @@
-"""Configuration (bot/config.py): the paper's defaults, then TOML file, env and flag overrides.
+"""Configuration (runtime/config.py): the paper's defaults, then TOML file, env and flag overrides.
 
     export LD_PRELOAD=/lib/x86_64-linux-gnu/libopenblas.so.0
     .venv/bin/python -m pytest -q tests/test_config.py
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import BUNDLED_MODEL, Config, ConfigError, load_config
+from runtime.config import BUNDLED_MODEL, Config, ConfigError, load_config
 
 
 def write_toml(path: Path, text: str) -> Path:
@@ -33,7 +33,7 @@ def test_defaults_are_the_papers(tmp_path, make):
     assert sleep.turn_threshold == 10
     assert chat.summarize_at == 0.8
     assert cfg.model == (BUNDLED_MODEL if make else "some/model-dir")
-    assert "remember" in chat.system_prompt  # LESSONS: the model must believe it remembers
+    assert "remember" in chat.system_prompt  # ../shared/LESSONS.md: it must believe it remembers
 
 
 def test_toml_file_overrides_defaults(tmp_path):
@@ -151,3 +151,17 @@ def test_bundled_model_has_its_own_measured_sleep_window(tmp_path):
     assert (cfg.sleep.lora.rank, cfg.sleep.lora.scale) == (16, 2.0)
     env_cfg = load_config(data_dir=tmp_path, env={"SLEEPBOT_LEARNING_RATE": "1e-4"})
     assert env_cfg.sleep.train.learning_rate == 1e-4  # the environment still wins
+
+
+def test_env_example_states_the_bundled_models_defaults():
+    """.env.example quotes the bundled model's training defaults; they must not go stale."""
+    import re
+
+    from runtime.config import BUNDLED_MODEL, MODEL_DEFAULTS
+
+    text = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    train = MODEL_DEFAULTS[BUNDLED_MODEL]["sleep"]["train"]
+    m = re.search(r"lr ([\d.e-]+), (\d+) epochs, batches\s+(?:# )?of (\d+)", text)
+    assert m, "the bundled model's defaults are not stated in .env.example"
+    assert (float(m[1]), int(m[2]), int(m[3])) == (
+        train["learning_rate"], train["epochs"], train["batch_size"])

@@ -1,4 +1,4 @@
-"""Unit tests for bot/discord_text.py: splitting long replies for Discord, stripping mentions.
+"""Unit tests for bot/discord/text.py: splitting long replies for Discord, stripping mentions.
 
     pytest tests/test_discord_text.py
 """
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from bot.discord_text import (
+from bot.discord.text import (
     DISCORD_LIMIT,
     open_fence,
     split_message,

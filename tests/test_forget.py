@@ -1,4 +1,4 @@
-"""The forgetting service (sleep/forget.py) and `python -m bot forget`, on the tiny model.
+"""The forgetting service (bot/forget.py) and `python -m bot forget`, on the tiny model.
 
 Real SQLite, real JSONL, real checkpoints and a real sleep cycle; after forgetting, the whole
 data directory is grepped for the forgotten phrase.
@@ -55,7 +55,7 @@ async def seed(engine, user: str, cycle: bool = True) -> None:
     await engine.store.set_session_summary(conv.session_id, f"The user's sister is {SECRET}.")
     if not cycle:
         return
-    report = await run_cycle(engine, user)
+    report = await run_cycle(engine.cycle_context(user))
     assert report.status == "accepted", report.reason
     assert any(SECRET in f for f in report.facts)
 
@@ -63,22 +63,25 @@ async def seed(engine, user: str, cycle: bool = True) -> None:
 @pytest.mark.asyncio
 async def test_forget_phrase_removes_it_everywhere_and_rebuilds(tiny_config) -> None:
     from bot.engine import open_engine
-    from bot.wake import ChatService
-    from sleep.forget import forget, plan
+    from bot.forget import forget, forget_and_rebuild, plan
+    from bot.orchestrator import Orchestrator
 
     cfg = learnable(tiny_config)
     async with open_engine(cfg) as engine:
         await seed(engine, "alice")
         await seed(engine, "bob", cycle=False)  # another user's copy of the phrase stays
         assert grep_data_dir(cfg.data_dir, SECRET)
-        chat = ChatService(engine)
+        orch = Orchestrator(engine)
+        await orch.start(triggers=False)  # the rebuild goes through the sleep queue
+        chat = orch.chat
         await chat.conversation("alice")
 
         p = await plan(engine, "alice", phrase=SECRET.lower())
         assert len(p.exchange_ids) == 3 and p.exchanges_kept == 3
         assert "3 exchange(s)" in p.describe()
 
-        result = await forget(engine, "alice", phrase=SECRET.upper(), chat=chat)
+        result = await forget_and_rebuild(orch, "alice", phrase=SECRET.upper())
+        await orch.stop()
         assert result.exchanges_removed == 3 and result.log_records_removed == 3
         assert result.replay_removed >= 1 and result.checkpoints_removed == 1
         assert result.exchanges_kept == 3
@@ -103,7 +106,7 @@ async def test_forget_phrase_removes_it_everywhere_and_rebuilds(tiny_config) -> 
         assert len(await engine.store.exchanges("bob")) == 6
     # bob still has it in the database; alice has nothing of it anywhere
     async with open_engine(cfg) as engine:
-        bob = await forget(engine, "bob", phrase=SECRET, rebuild=False)
+        bob = await forget(engine, "bob", phrase=SECRET)
         assert bob.exchanges_removed == 3 and bob.rebuild is None
         assert "back to the base model" in bob.summary()
     assert grep_data_dir(cfg.data_dir, SECRET) == []
@@ -112,7 +115,7 @@ async def test_forget_phrase_removes_it_everywhere_and_rebuilds(tiny_config) -> 
 @pytest.mark.asyncio
 async def test_forget_everything_resets_to_base(tiny_config) -> None:
     from bot.engine import open_engine
-    from sleep.forget import forget
+    from bot.forget import forget
 
     cfg = learnable(tiny_config)
     async with open_engine(cfg) as engine:
@@ -137,8 +140,8 @@ async def test_forget_everything_resets_to_base(tiny_config) -> None:
 @pytest.mark.asyncio
 async def test_forget_nothing_and_bad_requests(tiny_config) -> None:
     from bot.engine import open_engine
+    from bot.forget import ForgetError, forget, plan
     from bot.wake import ChatService
-    from sleep.forget import ForgetError, forget, plan
 
     async with open_engine(tiny_config) as engine:
         chat = ChatService(engine)
@@ -199,15 +202,16 @@ async def test_forget_finishes_an_interrupted_forget(tiny_config) -> None:
     """A crash after the rows went but before the log was rewritten: forgetting again
     still finds the lines in the log, and a restart does not bring the rows back."""
     from bot.engine import open_engine
-    from sleep.forget import forget
+    from bot.forget import forget
 
     async with open_engine(tiny_config) as engine:
         await seed(engine, "fay", cycle=False)
         doomed = [e.id for e in await engine.store.exchanges("fay") if SECRET in e.user_text]
-        await engine.store.delete_exchanges("fay", doomed)  # the crash: only SQLite done
+        # the crash: only SQLite done
+        await engine.store.forget_rows("fay", doomed, [], everything=False)
     async with open_engine(tiny_config) as engine:  # recovery must not resurrect them
         assert len(doomed) == 3 and len(await engine.store.exchanges("fay")) == 3
-        result = await forget(engine, "fay", phrase=SECRET, rebuild=False)
+        result = await forget(engine, "fay", phrase=SECRET)
         assert result.log_records_removed == 3 and result.exchanges_removed == 0
     assert grep_data_dir(tiny_config.data_dir, SECRET) == []
 

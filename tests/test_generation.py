@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.generation import complete, complete_batch, shared_prefix_len
+from runtime.generation import complete, complete_batch, shared_prefix_len
 
 
 def test_shared_prefix_leaves_every_prompt_a_token_of_its_own():

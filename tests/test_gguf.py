@@ -1,4 +1,4 @@
-"""The GGUF importer (bot/gguf.py) on GGUF files written here with gguf-py, and on the bundled one.
+"""The GGUF importer (runtime/gguf.py) on GGUF files written here with gguf-py and the bundled one.
 
 A tiny random llama is built in MLX, written under GGUF tensor names as F32, F16, Q8_0, Q4_0
 and Q4_1, imported with ``convert_gguf`` and loaded with ``mlx_lm.load``; its logits must match
@@ -24,8 +24,8 @@ gguf = pytest.importorskip("gguf")
 from gguf import GGMLQuantizationType as QType  # noqa: E402
 from gguf import LlamaFileType  # noqa: E402
 
-from bot.gguf import GGUFImportError, convert_gguf, read_gguf  # noqa: E402
-from bot.models import bundled_gguf  # noqa: E402
+from runtime.gguf import GGUFImportError, convert_gguf, read_gguf  # noqa: E402
+from runtime.models import bundled_gguf  # noqa: E402
 
 ARGS = {
     "model_type": "llama",
@@ -223,7 +223,7 @@ def test_truncated_file(tmp_path, bundled_meta, keep):
 
 
 def test_tensor_name_mapping():
-    from bot.gguf import map_tensor_name
+    from runtime.gguf import map_tensor_name
 
     assert map_tensor_name("blk.7.attn_output.weight") == "model.layers.7.self_attn.o_proj.weight"
     assert map_tensor_name("blk.0.ffn_norm.weight") == (

@@ -11,21 +11,7 @@ from pathlib import Path
 import pytest
 
 from memory.log import ConversationLog, MemoryWriteError
-
-
-def _unwritable_dir(tmp_path: Path) -> Path:
-    """A directory we can't create files in: chmod'ed, or /proc when root ignores modes."""
-    d = tmp_path / "ro"
-    d.mkdir()
-    d.chmod(0o555)
-    probe = d / "probe"
-    try:
-        probe.write_text("x")
-    except OSError:
-        return d
-    probe.unlink()
-    d.chmod(0o755)
-    return Path("/proc")
+from tests.conftest import unwritable_dir
 
 
 @pytest.mark.asyncio
@@ -122,7 +108,7 @@ async def test_rewrite_missing_file(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_unwritable_directory_raises_memory_write_error(tmp_path: Path) -> None:
-    path = _unwritable_dir(tmp_path) / "sleepbot-test-conversation.jsonl"
+    path = unwritable_dir(tmp_path) / "sleepbot-test-conversation.jsonl"
     with pytest.raises(MemoryWriteError, match="cannot write conversation log") as info:
         await ConversationLog(path).append({"n": 1})
     assert isinstance(info.value, OSError)

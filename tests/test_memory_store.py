@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from memory.store import MIGRATIONS, Store, StoreError
+from tests.conftest import unwritable_dir
 
 
 @pytest_asyncio.fixture
@@ -20,21 +21,6 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
         yield s
     finally:
         await s.close()
-
-
-def _unwritable_dir(tmp_path: Path) -> Path:
-    """A directory we can't create files in: chmod'ed, or /proc when root ignores modes."""
-    d = tmp_path / "ro"
-    d.mkdir()
-    d.chmod(0o555)
-    probe = d / "probe"
-    try:
-        probe.write_text("x")
-    except OSError:
-        return d
-    probe.unlink()
-    d.chmod(0o755)
-    return Path("/proc")
 
 
 @pytest.mark.asyncio
@@ -82,7 +68,7 @@ async def test_reopen_applies_only_newer_migrations(
 ) -> None:
     path = tmp_path / "sleepbot.db"
     async with await Store.open(path) as s:
-        await s.ensure_user("u1", "Ann")
+        await s.add_exchange("u1", "hello", "hi")
     extra = "ALTER TABLE users ADD COLUMN note TEXT;"
     monkeypatch.setattr("memory.store.MIGRATIONS", [*MIGRATIONS, extra])
     async with await Store.open(path) as s:
@@ -107,7 +93,7 @@ async def test_newer_schema_than_code_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_unwritable_directory_raises_store_error(tmp_path: Path) -> None:
-    path = _unwritable_dir(tmp_path) / "sleepbot.db"
+    path = unwritable_dir(tmp_path) / "sleepbot.db"
     with pytest.raises(StoreError, match="cannot open the database") as info:
         await Store.open(path)
     assert str(path) in str(info.value)
@@ -165,12 +151,19 @@ async def test_unconsolidated_filter_and_mark(store: Store) -> None:
 
 
 @pytest.mark.asyncio
-async def test_delete_exchanges_is_user_scoped(store: Store) -> None:
+async def test_forget_rows_is_user_scoped_and_one_transaction(store: Store) -> None:
     a = await store.add_exchange("A", "qa", "aa")
+    a2 = await store.add_exchange("A", "qa2", "aa2")
     b = await store.add_exchange("B", "qb", "ab")
-    assert await store.delete_exchanges("A", [a, b]) == 1
-    assert await store.exchanges("A") == []
+    await store.mark_consolidated([a2], await store.start_cycle("A", "light"))
+    await store.add_replay_items("A", [("q", "a", [a])], 1.0, 1)
+    [item] = await store.replay_items("A")
+    assert await store.forget_rows("A", [a, b], [item.id], everything=False) == (1, 1)
+    assert [e.id for e in await store.exchanges("A")] == [a2]
+    assert (await store.exchanges("A"))[0].consolidated_cycle is None  # to be re-learnt
+    assert (await store.user_status("A")).turns_since_sleep == 1
     assert [e.id for e in await store.exchanges("B")] == [b]
+    assert await store.replay_items("A") == []
 
 
 @pytest.mark.asyncio
@@ -185,8 +178,6 @@ async def test_replay_dedup_ordering_and_decay(store: Store) -> None:
         ("q2", 1.0, [2]),
         ("q3", 2.0, [3]),
     ]
-    top = await store.top_replay("u1", 2)
-    assert [i.question for i in top] == ["q3", "q1"]  # priority desc, then oldest first
 
     q1 = items[0].id
     await store.decay_replay([q1], 0.85)
@@ -194,9 +185,8 @@ async def test_replay_dedup_ordering_and_decay(store: Store) -> None:
     item = next(i for i in await store.replay_items("u1") if i.id == q1)
     assert item.priority == pytest.approx(0.7225)
     assert item.times_replayed == 2
-    assert [i.question for i in await store.top_replay("u1", 3)] == ["q3", "q2", "q1"]
 
-    assert await store.delete_replay("u1", [q1]) == 1
+    assert await store.forget_rows("u1", [], [q1], everything=False) == (0, 1)
     assert [i.question for i in await store.replay_items("u1")] == ["q2", "q3"]
 
 
@@ -233,9 +223,15 @@ async def test_checkpoints_current_and_rollback(store: Store) -> None:
     with pytest.raises(KeyError):
         await store.set_current("u1", 42)
 
-    assert await store.delete_checkpoint("u1", 3) is True
-    assert await store.delete_checkpoint("u1", 3) is False
-    assert [c.version for c in await store.checkpoints("u1")] == [1, 2]
+    await store.finish_cycle(await store.start_cycle("u1", "light"), "accepted", {})
+    assert await store.forget_weights("u1") == (3, 1)
+    assert await store.checkpoints("u1") == [] and await store.cycles("u1") == []
+
+
+async def next_queued(store: Store) -> tuple[int, str, str] | None:
+    """The job the queue's FIFO order puts first, as (id, user, kind)."""
+    job = next((j for j in await store.queue_snapshot() if j.state == "queued"), None)
+    return (job.id, job.user_id, job.kind) if job else None
 
 
 @pytest.mark.asyncio
@@ -243,10 +239,10 @@ async def test_enqueue_merges_and_upgrades(store: Store) -> None:
     j1 = await store.enqueue_sleep("u1", "light")
     assert await store.enqueue_sleep("u1", "light") == j1
     assert await store.enqueue_sleep("u1", "deep") == j1
-    assert await store.next_sleep_job() == (j1, "u1", "deep")
+    assert await next_queued(store) == (j1, "u1", "deep")
     # a deep job is never downgraded
     assert await store.enqueue_sleep("u1", "light") == j1
-    assert await store.next_sleep_job() == (j1, "u1", "deep")
+    assert await next_queued(store) == (j1, "u1", "deep")
     assert len(await store.queue_snapshot()) == 1
 
 
@@ -254,19 +250,19 @@ async def test_enqueue_merges_and_upgrades(store: Store) -> None:
 async def test_running_job_is_not_upgraded_and_fifo(store: Store) -> None:
     a = await store.enqueue_sleep("A", "light")
     b = await store.enqueue_sleep("B", "light")
-    assert await store.next_sleep_job() == (a, "A", "light")
+    assert await next_queued(store) == (a, "A", "light")
     await store.set_job_state(a, "running")
-    assert await store.next_sleep_job() == (b, "B", "light")
+    assert await next_queued(store) == (b, "B", "light")
     assert await store.enqueue_sleep("A", "deep") == a  # merged into the running job
     snap = await store.queue_snapshot()
-    assert [(j["id"], j["state"], j["kind"]) for j in snap] == [
+    assert [(j.id, j.state, j.kind) for j in snap] == [
         (a, "running", "light"),
         (b, "queued", "light"),
     ]
     await store.set_job_state(a, "done")
     a2 = await store.enqueue_sleep("A", "deep")  # finished: a new job is queued
     assert a2 != a
-    assert [j["id"] for j in await store.queue_snapshot()] == [b, a2]
+    assert [j.id for j in await store.queue_snapshot()] == [b, a2]
 
 
 @pytest.mark.asyncio
@@ -275,10 +271,10 @@ async def test_requeue_running(store: Store) -> None:
     b = await store.enqueue_sleep("B", "deep")
     await store.set_job_state(a, "running")
     await store.set_job_state(b, "running")
-    assert await store.next_sleep_job() is None
+    assert await next_queued(store) is None
     assert await store.requeue_running() == 2
-    assert await store.next_sleep_job() == (a, "A", "light")
-    assert all(j["state"] == "queued" for j in await store.queue_snapshot())
+    assert await next_queued(store) == (a, "A", "light")
+    assert all(j.state == "queued" for j in await store.queue_snapshot())
     assert await store.requeue_running() == 0
 
 
@@ -288,45 +284,16 @@ async def test_user_isolation(store: Store) -> None:
     await store.add_replay_items("A", [("dog?", "Rex", [1])], 1.0, 1)
     await store.register_checkpoint("A", 1, "/a/1", None, 1)
     await store.start_cycle("A", "light")
-    await store.ensure_user("B")
-    assert await store.exchanges("B") == []
+    await store.add_exchange("B", "hello", "hi")
+    assert [e.user_text for e in await store.exchanges("B")] == ["hello"]
     assert await store.replay_items("B") == []
-    assert await store.top_replay("B", 10) == []
     assert await store.checkpoints("B") == []
     assert await store.current_checkpoint("B") is None
     assert await store.cycles("B") == []
-    assert await store.delete_replay("B", [1]) == 0
-    assert await store.delete_checkpoint("B", 1) is False
+    assert await store.forget_rows("B", [1], [1], everything=True) == (0, 0)
+    assert await store.forget_weights("B") == (0, 0)
     assert len(await store.exchanges("A")) == 1
-
-
-@pytest.mark.asyncio
-async def test_delete_user_data_wipes_only_that_user(store: Store) -> None:
-    for user in ("A", "B"):
-        sid = await store.start_session(user)
-        await store.add_exchange(user, "q", "a", session_id=sid)
-        await store.add_replay_items(user, [("q", "a", [])], 1.0, None)
-        cycle = await store.start_cycle(user, "light")
-        await store.register_checkpoint(user, 1, f"/{user}/1", None, cycle)
-        await store.enqueue_sleep(user, "light")
-    await store.delete_user_data("A")
-    assert await store.list_users() == ["B"]
-    assert await store.user_status("A") is None
-    assert await store.exchanges("A") == []
-    assert await store.replay_items("A") == []
-    assert await store.cycles("A") == []
-    assert await store.checkpoints("A") == []
-    assert [j["user_id"] for j in await store.queue_snapshot()] == ["B"]
-    assert len(await store.exchanges("B")) == 1
-    assert len(await store.checkpoints("B")) == 1
-
-
-@pytest.mark.asyncio
-async def test_ensure_user_keeps_display_name(store: Store) -> None:
-    await store.ensure_user("u1", "Ann")
-    await store.ensure_user("u1")
-    await store.add_exchange("u1", "x", "y")
-    assert await store.list_users() == ["u1"]
+    assert len(await store.replay_items("A")) == 1 and len(await store.checkpoints("A")) == 1
 
 
 @pytest.mark.asyncio

@@ -1,4 +1,4 @@
-"""Finding and loading models (bot/models.py): ``--model`` errors and float32 on the CPU.
+"""Finding and loading models (runtime/models.py): ``--model`` errors and float32 on the CPU.
 
     export LD_PRELOAD=/lib/x86_64-linux-gnu/libopenblas.so.0
     .venv/bin/python -m pytest -q tests/test_models.py
@@ -17,8 +17,8 @@ import mlx.nn as nn
 import pytest
 from mlx.utils import tree_flatten
 
-from bot.config import BUNDLED_MODEL
-from bot.models import BUNDLED_DIRNAME, ModelError, load_model, resolve_model, use_float32
+from runtime.config import BUNDLED_MODEL
+from runtime.models import BUNDLED_DIRNAME, ModelError, load_model, resolve_model, use_float32
 
 REPO = Path(__file__).resolve().parents[1]
 IDS = mx.array([[1, 9906, 11, 905, 17, 216, 33, 34, 2]])
@@ -74,7 +74,8 @@ def test_bundled_model_is_imported_once(tmp_path):
 def test_hub_id_without_the_hub(tmp_path):
     """A hub id that cannot be fetched (offline) is a ModelError, not a traceback."""
     code = (
-        "import sys; from pathlib import Path; from bot.models import ModelError, resolve_model\n"
+        "import sys; from pathlib import Path\n"
+        "from runtime.models import ModelError, resolve_model\n"
         "try:\n    resolve_model('someone/no-such-model', Path(sys.argv[1]))\n"
         "except ModelError as exc:\n    print('ModelError:', exc)\n"
     )

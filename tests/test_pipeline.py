@@ -19,10 +19,12 @@ import pytest
 from bot.engine import open_engine
 from bot.wake import ChatService
 from memory import checkpoints as ck
+from runtime import scoring
 from sleep import dreaming, replay, validation
 from sleep.factsets import bundled_factset
 from sleep.pipeline import run_cycle
 from sleep.validation import MCItem
+from tests.conftest import quick_sleep
 
 MAYA = bundled_factset("persona_maya").user_turns
 TOMASZ = bundled_factset("persona_tomasz").user_turns
@@ -37,12 +39,7 @@ PROBE = "<|im_start|>user\nWhere do I live?<|im_end|>\n<|im_start|>assistant\n"
 @pytest.fixture
 def cfg(tiny_config):
     """Fast, deterministic settings for the tiny model: accept unless a test says otherwise."""
-    tiny_config.sleep.tau = 0.0
-    tiny_config.sleep.phrasings_per_fact = 2
-    tiny_config.sleep.deep_every = 0
-    tiny_config.sleep.train.learning_rate = 1e-3
-    tiny_config.sleep.lora.layers = 2
-    return tiny_config
+    return quick_sleep(tiny_config)
 
 
 async def _say(engine, user: str, turns: list[str]) -> list[int]:
@@ -81,7 +78,7 @@ async def _same(engine, a: mx.array, b: mx.array) -> bool:
 @pytest.mark.asyncio
 async def test_empty_log_makes_an_empty_cycle_and_no_checkpoint(cfg):
     async with open_engine(cfg) as engine:
-        report = await run_cycle(engine, "alice")
+        report = await run_cycle(engine.cycle_context("alice"))
         assert report.status == "empty" and not report.accepted
         assert report.examples == 0 and report.checkpoint == "base"
         assert report.stages["curation"]["exchanges"] == 0
@@ -93,7 +90,7 @@ async def test_empty_log_makes_an_empty_cycle_and_no_checkpoint(cfg):
 async def test_only_greetings_give_zero_examples_and_no_checkpoint(cfg):
     async with open_engine(cfg) as engine:
         await _say(engine, "alice", GREETINGS)
-        report = await run_cycle(engine, "alice")
+        report = await run_cycle(engine.cycle_context("alice"))
         assert report.status == "empty"
         assert report.stages["curation"] == report.stages["curation"] | {
             "exchanges": len(GREETINGS), "kept": 0}
@@ -109,7 +106,7 @@ async def test_accepted_cycles_versions_replay_dedup_reports_and_a_fusion_crash(
 
         # cycle 1: new facts → v0001; every fact pair enters the replay buffer at priority 1
         ids_a = await _say(engine, "alice", FACTS_A + GREETINGS[:1])
-        r1 = await run_cycle(engine, "alice")
+        r1 = await run_cycle(engine.cycle_context("alice"))
         assert r1.status == "accepted", r1.reason
         assert set(STAGES) <= set(r1.stages)
         counts = {"curation": ("exchanges", "kept"), "extraction": ("facts", "pairs"),
@@ -135,7 +132,7 @@ async def test_accepted_cycles_versions_replay_dedup_reports_and_a_fusion_crash(
 
         # cycle 2: new facts, ~20% replay; replayed items decay to 0.85; v0002 has parent 1
         await _say(engine, "alice", FACTS_B)
-        r2 = await run_cycle(engine, "alice")
+        r2 = await run_cycle(engine.cycle_context("alice"))
         assert r2.status == "accepted", r2.reason
         n_new, k = r2.stages["extraction"]["pairs"], r2.stages["replay"]["replayed"]
         assert k == replay.replay_count(n_new, cfg.sleep.replay_ratio, len(items)) > 0
@@ -151,7 +148,7 @@ async def test_accepted_cycles_versions_replay_dedup_reports_and_a_fusion_crash(
         assert records[2].is_current and not records[1].is_current
 
         # cycle 3: nothing new, a non-empty buffer: trains on replay only; twice → 0.7225
-        r3 = await run_cycle(engine, "alice")
+        r3 = await run_cycle(engine.cycle_context("alice"))
         assert r3.status == "accepted", r3.reason
         assert r3.stages["curation"]["exchanges"] == 0
         assert r3.stages["extraction"]["pairs"] == 0
@@ -171,7 +168,7 @@ async def test_accepted_cycles_versions_replay_dedup_reports_and_a_fusion_crash(
             raise OSError("simulated crash before the switch")
 
         monkeypatch.setattr(ck, "set_current", crash)
-        r4 = await run_cycle(engine, "alice")
+        r4 = await run_cycle(engine.cycle_context("alice"))
         monkeypatch.undo()
         assert r4.status == "failed" and "simulated crash" in r4.reason
         assert r4.checkpoint == "alice/v0003" == engine.checkpoint_label("alice")
@@ -194,13 +191,13 @@ async def test_rejected_and_diverged_cycles_leave_the_weights_byte_identical(cfg
     async with open_engine(cfg) as engine:
         root = engine.paths("alice").checkpoints
         await _say(engine, "alice", FACTS_A)
-        assert (await run_cycle(engine, "alice")).status == "accepted"
+        assert (await run_cycle(engine.cycle_context("alice"))).status == "accepted"
         before_logits, before_files = await _logits(engine, "alice"), _digest(root)
         assert "CURRENT" in before_files
 
         await _say(engine, "alice", FACTS_B)
         cfg.sleep.tau = 10.0  # no update can keep 10× its general ability
-        rejected = await run_cycle(engine, "alice")
+        rejected = await run_cycle(engine.cycle_context("alice"))
         assert rejected.status == "rejected" and not rejected.accepted
         assert "general ability fell" in rejected.reason
         assert rejected.checkpoint == "alice/v0001"
@@ -209,7 +206,7 @@ async def test_rejected_and_diverged_cycles_leave_the_weights_byte_identical(cfg
 
         cfg.sleep.tau = 0.0
         cfg.sleep.train.learning_rate = 1e30  # the loss becomes NaN: TrainingDiverged
-        diverged = await run_cycle(engine, "alice")
+        diverged = await run_cycle(engine.cycle_context("alice"))
         assert diverged.status == "rejected" and "loss became" in diverged.reason
         assert _digest(root) == before_files
         assert await _same(engine, await _logits(engine, "alice"), before_logits)
@@ -221,13 +218,13 @@ async def test_rejected_and_diverged_cycles_leave_the_weights_byte_identical(cfg
 async def test_users_are_isolated_and_deep_cycles_dream(cfg):
     async with open_engine(cfg) as engine:
         ids_a = await _say(engine, "alice", FACTS_A)
-        ra = await run_cycle(engine, "alice")
+        ra = await run_cycle(engine.cycle_context("alice"))
         assert ra.status == "accepted"
         a_items = await engine.store.replay_items("alice")
         a_files = _digest(engine.paths("alice").checkpoints)
 
         await _say(engine, "bob", TOMASZ[1:3])
-        rb = await run_cycle(engine, "bob", deep=True)
+        rb = await run_cycle(engine.cycle_context("bob"), "deep")
         assert rb.status == "accepted" and rb.kind == "deep"
         assert rb.stages["curation"]["exchanges"] == 2  # only bob's exchanges
         assert rb.stages["replay"]["replayed"] == 0  # alice's buffer is not bob's
@@ -380,14 +377,14 @@ def test_scoring_runs_a_shared_prefix_once_with_the_same_scores(tiny_runtime):
                           QAPair(q, a), 256)
             for q, a in (("Where do I live?", "In Lisbon."), ("My dog?", "Biscuit.")))]
         seqs = mc + qa
-        one_by_one = [validation._chunk_scores(ctx, [s], [(1, 0)])[0] for s in seqs]
+        one_by_one = [scoring._chunk_scores(ctx, [s], [(1, 0)])[0] for s in seqs]
 
         def chunked(budget: int) -> tuple[list[float], list]:
             out, plan, i = [], [], 0
             while i < len(seqs):
-                groups = validation._chunk(seqs, i, budget)
+                groups = scoring._chunk(seqs, i, budget)
                 n = sum(rows for rows, _ in groups)
-                out += validation._chunk_scores(ctx, seqs[i : i + n], groups)
+                out += scoring._chunk_scores(ctx, seqs[i : i + n], groups)
                 plan.append(groups)
                 i += n
             return out, plan
@@ -415,9 +412,9 @@ async def test_anchor_pairs_ride_along_in_every_cycle(cfg):
     assert not {q.lower() for q, _ in ANCHORS} & held_out
     async with open_engine(cfg) as engine:
         await _say(engine, "a", FACTS_A)
-        without = await run_cycle(engine, "a")
+        without = await run_cycle(engine.cycle_context("a"))
         cfg.sleep.anchor_pairs = 5
         await _say(engine, "b", FACTS_A)
-        with_anchors = await run_cycle(engine, "b")
+        with_anchors = await run_cycle(engine.cycle_context("b"))
     assert with_anchors.status == without.status == "accepted"
     assert with_anchors.examples == without.examples + 5

@@ -1,4 +1,4 @@
-"""OpenBLAS preloading (bot/platform.py): the env helper and the real re-exec in subprocesses.
+"""OpenBLAS preloading (runtime/platform.py): the env helper and the real re-exec in subprocesses.
 
     export LD_PRELOAD=/lib/x86_64-linux-gnu/libopenblas.so.0
     .venv/bin/python -m pytest -q tests/test_platform.py
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.platform import backend, find_openblas, openblas_env
+from runtime.platform import backend, find_openblas, openblas_env
 
 REPO = Path(__file__).resolve().parents[1]
 MARK = "SLEEPBOT_BLAS_CHECKED"
@@ -26,7 +26,7 @@ linux_cpu = pytest.mark.skipif(not sys.platform.startswith("linux") or backend()
 # Prints what the process ended up with after ensure_fast_blas (which may re-exec it).
 PROBE = (
     "import os, sys\n"
-    "from bot.platform import ensure_fast_blas\n"
+    "from runtime.platform import ensure_fast_blas\n"
     "ensure_fast_blas()\n"
     "maps = open('/proc/self/maps').read()\n"
     "print(os.environ.get('LD_PRELOAD'))\n"

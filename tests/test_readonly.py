@@ -20,10 +20,10 @@ from bot.orchestrator import Orchestrator
 
 
 async def say(orch: Orchestrator, user: str, text: str):
-    result: list = []
-    pieces = [p async for p in orch.handle_message(user, text, result)]
-    assert result[0].text == "".join(pieces).strip()
-    return result[0]
+    stream = orch.handle_message(user, text)
+    pieces = [p async for p in stream]
+    assert stream.reply.text == "".join(pieces).strip()
+    return stream.reply
 
 
 @pytest.mark.asyncio

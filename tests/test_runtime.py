@@ -1,4 +1,4 @@
-"""The model thread (bot/runtime.py): one thread for all MLX work, priorities, streaming,
+"""The model thread (runtime/thread.py): one thread for all MLX work, priorities, streaming,
 cancellation, shutdown, load errors, and per-user module swapping with its LRU cache.
 
 Jobs record what happened (thread ids, order) and hand-shake through events; nothing sleeps.
@@ -22,11 +22,12 @@ import mlx.core as mx
 import mlx.nn as nn
 import pytest
 
-from bot.config import load_config
-from bot.engine import model_loader
-from bot.generation import stream_reply
-from bot.models import ModelError
-from bot.runtime import (
+from bot.engine import model_runtime
+from memory.checkpoints import save_checkpoint
+from runtime.config import load_config
+from runtime.generation import stream_reply
+from runtime.models import ModelError
+from runtime.thread import (
     BACKGROUND,
     CHAT,
     JobCancelled,
@@ -34,7 +35,6 @@ from bot.runtime import (
     ModelRuntime,
     RuntimeClosed,
 )
-from memory.checkpoints import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 WAIT = 60  # seconds: only a bound for a hung test, never a pause
@@ -47,7 +47,7 @@ DOWN_PROJ = "model.layers.1.mlp.down_proj"
 def runtime(tiny_model_dir):
     """A fresh model thread on the tiny model (for tests that change or stop it)."""
     cfg = load_config(data_dir=Path("/nonexistent"), model=str(tiny_model_dir), env={})
-    rt = ModelRuntime(model_loader(cfg), cache_size=2).start()
+    rt = model_runtime(cfg, cache_size=2).start()
     yield rt
     rt.close()
 
@@ -259,7 +259,7 @@ def test_close_fails_queued_jobs_with_runtime_closed(runtime):
 def test_close_releases_the_model(tiny_model_dir):
     """The stopped thread stays parked (see the next test) but holds nothing of the model."""
     cfg = load_config(data_dir=Path("/nonexistent"), model=str(tiny_model_dir), env={})
-    rt = ModelRuntime(model_loader(cfg)).start()
+    rt = model_runtime(cfg).start()
     model = weakref.ref(rt.loaded.model)
     rt.submit(stream_reply, None, None, [{"role": "user", "content": "hi"}], 3).result(WAIT)
     rt.close()
@@ -271,13 +271,13 @@ def test_close_releases_the_model(tiny_model_dir):
 EXIT_SCRIPT = """
 import sys
 from pathlib import Path
-from bot.config import load_config
-from bot.engine import model_loader
-from bot.generation import stream_reply
-from bot.generation import stream_reply
-from bot.runtime import ModelRuntime
+from runtime.config import load_config
+from bot.engine import model_runtime
+from runtime.generation import stream_reply
+from runtime.generation import stream_reply
+from runtime.thread import ModelRuntime
 cfg = load_config(data_dir=Path("/nonexistent"), model=sys.argv[1], env={})
-rt = ModelRuntime(model_loader(cfg)).start()
+rt = model_runtime(cfg).start()
 for _ in range(2):
     rt.submit(stream_reply, None, None, [{"role": "user", "content": "hello"}], 4).result()
 rt.close()
@@ -307,7 +307,7 @@ async def test_a_load_error_surfaces_from_astart(tmp_path):
     (tmp_path / "not-a-model").mkdir()
     cfg = load_config(data_dir=tmp_path, model=str(tmp_path / "not-a-model"), env={})
     with pytest.raises(ModelError, match="no config.json"):
-        await ModelRuntime(model_loader(cfg)).astart()
+        await model_runtime(cfg).astart()
 
 
 # -- per-user weights ------------------------------------------------------------------------------

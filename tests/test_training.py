@@ -13,7 +13,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import pytest
 
-from bot.config import LoRAConfig, TrainConfig
+from runtime.config import LoRAConfig, TrainConfig
 from sleep.training import (
     FrozenLower,
     TrainingDiverged,

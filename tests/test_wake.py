@@ -57,13 +57,15 @@ async def test_a_reply_is_logged_to_sqlite_and_jsonl_with_one_id(engine):
 @pytest.mark.asyncio
 async def test_stream_saves_before_the_iteration_ends(engine):
     chat = ChatService(engine)
-    result: list[Reply] = []
     pieces = []
-    async for piece in chat.stream("alice", "Tell me something.", result):
+    stream = chat.stream("alice", "Tell me something.")
+    async for piece in stream:
         pieces.append(piece)
         assert await engine.store.exchanges("alice") == []  # nothing half-saved mid-reply
+        assert stream.reply is None
     assert pieces
-    [reply] = result
+    reply = stream.reply
+    assert isinstance(reply, Reply)
     assert reply.text == "".join(pieces).strip()
     [row] = await engine.store.exchanges("alice")
     assert row.id == reply.exchange_id and jsonl_records(engine, "alice")[0]["id"] == row.id

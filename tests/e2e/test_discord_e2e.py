@@ -27,7 +27,7 @@ SECRET = "Zorbanella"
 @dataclass
 class Env:
     fake: FakeDiscord
-    bot: object  # bot.discord_bot.SleepBot
+    bot: object  # bot.discord.client.SleepBot
     cfg: object
     task: asyncio.Task
 
@@ -41,7 +41,7 @@ class Env:
 
 
 def e2e_config(tmp_path: Path, model_dir: Path):
-    from bot.config import load_config
+    from runtime.config import load_config
 
     cfg = load_config(data_dir=tmp_path / "data", model=str(model_dir), env={})
     cfg.chat.max_tokens = 12
@@ -59,7 +59,7 @@ def e2e_config(tmp_path: Path, model_dir: Path):
 
 
 async def start_bot(cfg, runtime=None, fake: FakeDiscord | None = None) -> Env:
-    from bot.discord_bot import SleepBot
+    from bot.discord.client import SleepBot
 
     fake = fake or FakeDiscord()
     await fake.start()
@@ -111,7 +111,7 @@ def dm_replies(env: Env, user: dict) -> list[dict]:
 
 def final(msg: dict) -> bool:
     """A reply message whose streaming is over (no longer the placeholder or a preview)."""
-    from bot.cogs.chat import PLACEHOLDER
+    from bot.discord.cogs.chat import PLACEHOLDER
 
     return msg["content"] != PLACEHOLDER and not msg["content"].endswith(" …")
 
@@ -391,7 +391,7 @@ async def test_commands_while_the_users_sleep_runs(env: Env) -> None:
 
 @pytest.mark.asyncio
 async def test_bad_input_gets_short_replies(env: Env) -> None:
-    from bot.cogs.chat import ATTACHMENTS_REPLY, EMPTY_REPLY
+    from bot.discord.cogs.chat import ATTACHMENTS_REPLY, EMPTY_REPLY
 
     fake = env.fake
     alice, bob = fake.make_user("alice"), fake.make_user("bob")
@@ -441,7 +441,7 @@ async def test_bad_input_gets_short_replies(env: Env) -> None:
 
 @pytest.mark.asyncio
 async def test_fifty_messages_in_a_second(env: Env, caplog) -> None:
-    from bot.cogs.chat import RATE_LIMITED
+    from bot.discord.cogs.chat import RATE_LIMITED
 
     caplog.set_level(logging.INFO)
     fake = env.fake
@@ -498,7 +498,7 @@ def threaded_fake():
 
 def test_run_bot_explains_a_rejected_token(threaded_fake, tmp_path, tiny_model_dir,
                                            capsys) -> None:
-    from bot.discord_bot import BAD_TOKEN, run_bot
+    from bot.discord.client import BAD_TOKEN, run_bot
 
     threaded_fake(token="the-right-token")
     assert run_bot(e2e_config(tmp_path, tiny_model_dir), TOKEN) == 2
@@ -508,7 +508,7 @@ def test_run_bot_explains_a_rejected_token(threaded_fake, tmp_path, tiny_model_d
 
 def test_run_bot_explains_the_missing_content_intent(threaded_fake, tmp_path, tiny_model_dir,
                                                      capsys) -> None:
-    from bot.discord_bot import INTENTS_HELP, run_bot
+    from bot.discord.client import INTENTS_HELP, run_bot
 
     fake = threaded_fake(refuse_privileged_intents=True)
     assert run_bot(e2e_config(tmp_path, tiny_model_dir), TOKEN) == 2
@@ -530,7 +530,7 @@ def test_run_without_token_explains_how_to_get_one(cli, tmp_path) -> None:
 async def test_recall_answers_a_fact_taught_in_discord_bundled_model(tmp_path, bundled_model_dir
                                                                     ) -> None:
     """The real thing: tell the bundled model a fact in a DM, /sleep, /recall it."""
-    from bot.config import load_config
+    from runtime.config import load_config
 
     cfg = load_config(data_dir=tmp_path / "data", model=str(bundled_model_dir),
                       env={"SLEEPBOT_LEARNING_RATE": "3e-4", "SLEEPBOT_TURN_THRESHOLD": "1000",

@@ -1,0 +1,133 @@
+"""``python -m bot bench NAME``: the benchmarks (the code lives in :mod:`bot.bench`).
+
+    python -m bot bench generate [--json]                decode/prefill vs plain mlx_lm.generate
+    python -m bot bench sleep [--json]                   a whole cycle; our trainer vs mlx-lm's
+    python -m bot bench memory [--quick] [--json]        recall after sleep, baselines, retention
+    python -m bot bench load [--tiny] [--json]           chat latency while other users sleep
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from bot.cli.common import UserError, print_json
+from runtime.config import Config, load_config
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    bench = sub.add_parser("bench", help="benchmarks")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+
+    gen = bsub.add_parser("generate", help="decode/prefill speed vs plain mlx_lm.generate")
+    gen.add_argument("--json", action="store_true")
+    gen.add_argument("--max-tokens", type=int, default=128)
+    gen.add_argument("--repeats", type=int, default=3)
+    gen.add_argument("--no-stock", action="store_true", help="skip the stock-setup baseline")
+    gen.set_defaults(func=generate_main)
+
+    sl = bsub.add_parser("sleep", help="a whole sleep cycle; our trainer vs mlx-lm's")
+    sl.add_argument("--json", action="store_true")
+    sl.add_argument("--iters", type=int, default=16, help="training steps per trainer run")
+    sl.add_argument("--repeats", type=int, default=3, help="interleaved runs of each trainer")
+    sl.add_argument("--turns", type=int, default=10, help="user turns in the session")
+    sl.add_argument("--factset", default="persona_maya", help="a shipped fact set")
+    sl.add_argument("--matmul-size", type=int, default=1024)
+    sl.set_defaults(func=sleep_main)
+
+    mem = bsub.add_parser("memory", help="recall after sleep vs baselines, retention, "
+                          "isolation, learning-rate sensitivity")
+    mem.add_argument("--facts", type=Path, action="append", default=None,
+                     help="a fact set JSON (repeatable; default: the shipped sets)")
+    mem.add_argument("--second-user", type=Path, default=None, help="fact set for isolation")
+    mem.add_argument("--mc", type=Path, default=None, help="multiple-choice retention file")
+    mem.add_argument("--mc-limit", type=int, default=200)
+    mem.add_argument("--cycles", type=int, default=None)
+    mem.add_argument("--lr-grid", default=None,
+                     help="comma list of LR:EPOCHS (default: the paper's table plus ours)")
+    mem.add_argument("--no-lr", action="store_true", help="skip the learning-rate sweep")
+    mem.add_argument("--quick", action="store_true",
+                     help="one small fact set, one cycle, no full-context baseline or LR "
+                     "sweep; isolation only with --second-user")
+    mem.add_argument("--out", type=Path, default=Path("bench-out/memory"))
+    mem.add_argument("--json", action="store_true")
+    mem.set_defaults(func=memory_main)
+
+    ld = bsub.add_parser("load", help="many users chatting while sleep cycles run")
+    ld.add_argument("--users", type=int, default=50)
+    ld.add_argument("--messages", type=int, default=1000)
+    ld.add_argument("--rate", type=float, default=0.0,
+                    help="messages per second, all users (0: chat fills ~40%% of the model)")
+    ld.add_argument("--window", type=float, default=30.0,
+                    help="seconds; the sleep queue is paused every other window (0: never)")
+    ld.add_argument("--context-tokens", type=int, default=512,
+                    help="working-memory budget of each simulated conversation")
+    ld.add_argument("--max-tokens", type=int, default=24)
+    ld.add_argument("--threshold", type=int, default=10, help="turns before a light cycle")
+    ld.add_argument("--seed", type=int, default=0)
+    ld.add_argument("--tiny", action="store_true", help="a random tiny llama (seconds to build)")
+    ld.add_argument("--model", dest="bench_model", default=None,
+                    help="model for this run (same as the global --model)")
+    ld.add_argument("--json", action="store_true")
+    ld.set_defaults(func=load_main)
+
+
+def generate_main(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.bench.generate import format_table, run_generate_bench
+
+    result = run_generate_bench(cfg, args.max_tokens, args.repeats, stock=not args.no_stock)
+    print_json(result) if args.json else print(format_table(result))
+    return 0
+
+
+def sleep_main(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.bench.sleep import BenchError, format_table, run_sleep_bench
+
+    try:
+        result = run_sleep_bench(cfg, args.iters, args.turns, args.factset, args.matmul_size,
+                                 args.repeats)
+    except BenchError as exc:
+        raise UserError(str(exc)) from exc
+    print_json(result) if args.json else print(format_table(result))
+    return 0
+
+
+def memory_main(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.bench.memory import (
+        PAPER_LR_GRID,
+        BenchOptions,
+        parse_grid,
+        run_memory_bench,
+        summary_table,
+    )
+
+    quick = args.quick
+    ours = (cfg.sleep.train.learning_rate, cfg.sleep.train.epochs)
+    grid = [] if args.no_lr or quick else (
+        parse_grid(args.lr_grid) if args.lr_grid
+        else PAPER_LR_GRID + ([ours] if ours not in PAPER_LR_GRID else []))
+    opts = BenchOptions(factsets=args.facts or [], second_user=args.second_user, mc=args.mc,
+                        mc_limit=50 if quick else args.mc_limit,
+                        cycles=args.cycles or (1 if quick else 2), lr_grid=grid,
+                        out=args.out, quick=quick)
+    results = asyncio.run(run_memory_bench(cfg, opts))
+    if args.json:
+        print_json(results)
+    else:
+        print(summary_table(results))
+        print(f"\nwrote {opts.out}/results.json, results.md and plots in {results['seconds']}s")
+    return 0
+
+
+def load_main(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.bench.load import LoadOptions, format_result, run_load_bench
+
+    if args.bench_model:
+        cfg = load_config(args.config, args.data_dir, args.bench_model)
+    opts = LoadOptions(users=args.users, messages=args.messages, rate=args.rate,
+                       max_tokens=args.max_tokens, threshold=args.threshold, seed=args.seed,
+                       window=args.window, context_tokens=args.context_tokens)
+    result = run_load_bench(cfg, opts, tiny=args.tiny)
+    print_json(result.to_dict()) if args.json else print(format_result(result))
+    return 0 if result.lost == 0 and result.leaks == 0 else 1
