@@ -200,14 +200,18 @@ class ChatService:
         return stream.reply
 
     async def save(self, user_id: str, user_text: str, reply_text: str,
-                   session_id: int | None = None, source: str = "chat") -> int:
-        """Index the exchange in SQLite, then append it to the JSONL log (fsynced)."""
+                   session_id: int | None = None, source: str = "chat",
+                   ts: float | None = None) -> int:
+        """Index the exchange in SQLite, then append it to the JSONL log (fsynced). ``ts``
+        (default now) is when it was said: an imported conversation keeps its own times,
+        which sleep needs to turn "yesterday" into a date."""
         store = self.engine.store
+        ts = time.time() if ts is None else ts
         exchange_id = await store.add_exchange(user_id, user_text, reply_text,
-                                               session_id=session_id, source=source)
+                                               session_id=session_id, source=source, ts=ts)
         faults.checkpoint("logging")  # kill point: in SQLite, not yet in the log
         await self.engine.conversation_log(user_id).append({
-            "id": exchange_id, "ts": time.time(), "source": source,
+            "id": exchange_id, "ts": ts, "source": source,
             "user": user_text, "assistant": reply_text,
         })
         return exchange_id

@@ -25,7 +25,7 @@ from typing import Literal
 from memory import checkpoints
 from memory.identity import load_identity
 from memory.paths import UserPaths
-from memory.store import Store
+from memory.store import Exchange, ReplayItem, Store
 from runtime import faults
 from runtime.config import SleepConfig
 from runtime.generation import complete
@@ -41,7 +41,7 @@ from sleep.extraction import (
     qa_for_facts,
 )
 from sleep.training import TrainingDiverged, build_example, train_lora
-from sleep.types import Fact, QAPair
+from sleep.types import Fact, QAPair, ScoredExchange
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +177,46 @@ async def run_cycle(cc: CycleContext, kind: CycleKind = "light", *,
     return report
 
 
-async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
-               seed: int) -> None:
+@dataclass
+class CyclePlan:
+    """What a cycle would curate and train on, computed without changing anything: the
+    dry run (``python -m bot sleep --dry-run``) prints it, and a real cycle trains on it."""
+
+    exchanges: list[Exchange]
+    scored: list[ScoredExchange]
+    facts: list[Fact]
+    new_pairs: list[QAPair]
+    replayed: list[ReplayItem]
+    replay_pairs: list[QAPair]
+    stages: dict[str, dict] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The facts and every training pair (new and replayed) as JSON-ready dicts."""
+        return {
+            "exchanges": len(self.exchanges),
+            "curation": [{"exchange_id": s.exchange_id, "kept": s.kept, "reason": s.reason,
+                          "novelty": round(s.novelty, 3), "importance": round(s.importance, 3),
+                          "utility": round(s.utility, 3)} for s in self.scored],
+            "facts": [f.statement for f in self.facts],
+            "pairs": [{"question": p.question, "answer": p.answer, "kind": p.kind,
+                       "source_exchange_ids": list(p.source_exchange_ids)}
+                      for p in self.new_pairs + self.replay_pairs],
+            "stages": self.stages,
+        }
+
+
+async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> CyclePlan:
+    """Curation, extraction and replay selection for ``cc.user_id``; reads only."""
     store, runtime, cfg = cc.store, cc.runtime, cc.cfg
-    user_id, system_prompt = report.user_id, cc.system_prompt
-    checkpoint = cc.checkpoint()
+    user_id, checkpoint = cc.user_id, cc.checkpoint()
+    stages: dict[str, dict] = {}
+
+    def stage(name: str, started: float, **info) -> None:
+        info["seconds"] = round(time.perf_counter() - started, 3)
+        stages[name] = info
+        log.info("user %s: %s %s", user_id, name, info)
+        if progress:
+            progress(name, info)
 
     # 1. curation
     t = time.perf_counter()
@@ -191,7 +226,7 @@ async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
     scored = curation.score(exchanges, losses, cfg)
     kept = [s for s in scored if s.kept]
     faults.checkpoint("curation")
-    _stage(report, "curation", t, progress, exchanges=len(exchanges), kept=len(kept))
+    stage("curation", t, exchanges=len(exchanges), kept=len(kept))
 
     # 2. extraction (deterministic patterns, the model, or both; grounded in the user's words)
     t = time.perf_counter()
@@ -204,15 +239,33 @@ async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
         known = {(f.subject, f.value.lower()) for f in facts}
         facts += [f for f in model_facts if (f.subject, f.value.lower()) not in known]
     new_pairs = qa_for_facts(facts, cfg.phrasings_per_fact)
-    report.facts = [f.statement for f in facts]
-    _stage(report, "extraction", t, progress, facts=len(facts), pattern_facts=n_pattern,
-           model_facts_proposed=model_proposed, pairs=len(new_pairs))
+    stage("extraction", t, facts=len(facts), pattern_facts=n_pattern,
+          model_facts_proposed=model_proposed, pairs=len(new_pairs))
 
     # 3. replay (this user's buffer only)
     t = time.perf_counter()
     replayed = await replay.select_replay(store, user_id, len(new_pairs), cfg.replay_ratio)
     replay_pairs = replay.as_pairs(replayed)
-    _stage(report, "replay", t, progress, replayed=len(replay_pairs))
+    stage("replay", t, replayed=len(replay_pairs))
+    return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages)
+
+
+async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
+               seed: int) -> None:
+    store, runtime, cfg = cc.store, cc.runtime, cc.cfg
+    user_id, system_prompt = report.user_id, cc.system_prompt
+    checkpoint = cc.checkpoint()
+
+    def relay(name: str, info: dict) -> None:  # the plan's stages, in the cycle's report
+        report.stages[name] = info
+        log.info("user %s cycle %s: %s %s", user_id, report.cycle_id, name, info)
+        if progress:
+            progress(name, info)
+
+    plan = await plan_cycle(cc, relay)
+    exchanges, facts, new_pairs = plan.exchanges, plan.facts, plan.new_pairs
+    replayed, replay_pairs = plan.replayed, plan.replay_pairs
+    report.facts = [f.statement for f in facts]
 
     # 4. dreaming (deep cycles only)
     t = time.perf_counter()
