@@ -105,8 +105,14 @@ CREATE UNIQUE INDEX ux_sleep_queue_active ON sleep_queue(user_id)
     WHERE state IN ('queued', 'running');
 """
 
+# A reply the user never received (Discord refused it: missing permission, DMs closed, a
+# deleted channel) is kept, flagged, and never consolidated into the weights.
+_V2_UNDELIVERED = """
+ALTER TABLE exchanges ADD COLUMN undelivered INTEGER NOT NULL DEFAULT 0;
+"""
+
 # Append-only: never edit a released script, add a new one. Index i brings the schema to i+1.
-MIGRATIONS: list[str] = [_SCHEMA_V1]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _V2_UNDELIVERED]
 
 CycleStatus = Literal["running", "accepted", "rejected", "failed", "empty"]
 JobState = Literal["queued", "running", "done", "failed"]
@@ -130,6 +136,17 @@ class Exchange:
     source: str
     consolidated_cycle: int | None
     session_id: int | None
+    undelivered: bool = False  # the user never received the reply: never consolidated
+
+
+@dataclass
+class Session:
+    """One working-memory session of a user, with its rolling summary (if any)."""
+
+    id: int
+    user_id: str
+    started_at: float
+    summary: str | None
 
 
 @dataclass
@@ -209,6 +226,7 @@ def _exchange(row: aiosqlite.Row) -> Exchange:
         source=row["source"],
         consolidated_cycle=row["consolidated_cycle"],
         session_id=row["session_id"],
+        undelivered=bool(row["undelivered"]),
     )
 
 
@@ -439,6 +457,14 @@ class Store:
     async def set_session_summary(self, session_id: int, summary: str) -> None:
         await self._write("UPDATE sessions SET summary = ? WHERE id = ?", (summary, session_id))
 
+    async def sessions(self, user_id: str) -> list[Session]:
+        """The user's sessions, oldest first (their summaries hold facts: /export shows them)."""
+        rows = await self._fetchall(
+            "SELECT id, user_id, started_at, summary FROM sessions WHERE user_id = ? ORDER BY id",
+            (user_id,),
+        )
+        return [Session(r["id"], r["user_id"], r["started_at"], r["summary"]) for r in rows]
+
     # ------------------------------------------------------------------ exchanges
 
     async def add_exchange(
@@ -450,27 +476,45 @@ class Store:
         session_id: int | None = None,
         source: str = "chat",
         ts: float | None = None,
+        undelivered: bool = False,
     ) -> int:
-        """Store one user/assistant turn and bump the user's turn counter, atomically."""
+        """Store one user/assistant turn and bump the user's turn counter, atomically
+        (an ``undelivered`` turn is stored flagged and not counted)."""
         ts = time.time() if ts is None else ts
         async with self._tx() as db:
             await self._ensure_user(db, user_id)
             cur = await db.execute(
                 "INSERT INTO exchanges (user_id, session_id, ts, user_text, assistant_text, "
-                "source) VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, session_id, ts, user_text, assistant_text, source),
+                "source, undelivered) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user_id, session_id, ts, user_text, assistant_text, source, int(undelivered)),
             )
             await db.execute(
-                "UPDATE users SET turns_since_sleep = turns_since_sleep + 1, "
+                "UPDATE users SET turns_since_sleep = turns_since_sleep + ?, "
                 "last_message_at = ? WHERE user_id = ?",
-                (ts, user_id),
+                (0 if undelivered else 1, ts, user_id),
             )
             return int(cur.lastrowid)
 
+    async def mark_undelivered(self, user_id: str, exchange_id: int) -> bool:
+        """Flag an exchange whose reply never reached the user (and uncount its turn); it
+        stays stored (the user's words, for /export and /forget) but is never consolidated.
+        Returns whether a not-yet-flagged exchange of ``user_id`` was flagged."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE exchanges SET undelivered = 1 WHERE user_id = ? AND id = ? "
+                "AND undelivered = 0", (user_id, exchange_id))
+            if cur.rowcount:
+                await db.execute(
+                    "UPDATE users SET turns_since_sleep = MAX(0, turns_since_sleep - 1) "
+                    "WHERE user_id = ?", (user_id,))
+            return cur.rowcount > 0
+
     async def exchanges(self, user_id: str, *, unconsolidated_only: bool = False) -> list[Exchange]:
+        """The user's exchanges, oldest first. ``unconsolidated_only``: what the next sleep
+        cycle may learn from, i.e. not yet consolidated and delivered to the user."""
         sql = "SELECT * FROM exchanges WHERE user_id = ?"
         if unconsolidated_only:
-            sql += " AND consolidated_cycle IS NULL"
+            sql += " AND consolidated_cycle IS NULL AND undelivered = 0"
         rows = await self._fetchall(sql + " ORDER BY id", (user_id,))
         return [_exchange(r) for r in rows]
 
@@ -515,6 +559,15 @@ class Store:
             f"WHERE id IN ({_placeholders(len(ids))})",
             (decay, *ids),
         )
+
+    async def retire_replay(self, user_id: str, ids: Iterable[int]) -> int:
+        """Delete replay items of ``user_id`` that a newer fact replaced; return how many."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        return await self._write(
+            f"DELETE FROM replay_items WHERE user_id = ? AND id IN ({_placeholders(len(ids))})",
+            (user_id, *ids))
 
     async def replay_items(self, user_id: str) -> list[ReplayItem]:
         rows = await self._fetchall(
@@ -709,7 +762,8 @@ class Store:
                              (user_id,))
             await db.execute(
                 "UPDATE users SET turns_since_sleep = (SELECT COUNT(*) FROM exchanges "
-                "WHERE exchanges.user_id = users.user_id) WHERE user_id = ?", (user_id,))
+                "WHERE exchanges.user_id = users.user_id AND undelivered = 0) "
+                "WHERE user_id = ?", (user_id,))
         return n_ex, n_rep
 
     async def forget_weights(self, user_id: str) -> tuple[int, int]:

@@ -151,6 +151,34 @@ async def test_unconsolidated_filter_and_mark(store: Store) -> None:
 
 
 @pytest.mark.asyncio
+async def test_undelivered_exchanges_are_kept_but_never_consolidated(store: Store) -> None:
+    """A reply Discord refused is stored flagged: /export and /forget see it, sleep does not,
+    and it is no turn towards the next sleep."""
+    seen = await store.add_exchange("u1", "seen", "a")
+    late = await store.add_exchange("u1", "refused later", "b")
+    early = await store.add_exchange("u1", "refused at once", "c", undelivered=True)
+    assert (await store.user_status("u1")).turns_since_sleep == 2
+    assert await store.mark_undelivered("u1", late)
+    assert not await store.mark_undelivered("u1", late)  # already flagged: counted once
+    assert not await store.mark_undelivered("u2", seen)  # another user's exchange: untouched
+    assert (await store.user_status("u1")).turns_since_sleep == 1
+    assert [e.id for e in await store.exchanges("u1", unconsolidated_only=True)] == [seen]
+    every = await store.exchanges("u1")
+    assert [(e.id, e.undelivered) for e in every] == [(seen, False), (late, True), (early, True)]
+    await store.forget_rows("u1", [seen], [], everything=False)
+    assert (await store.user_status("u1")).turns_since_sleep == 0  # only delivered ones count
+
+
+@pytest.mark.asyncio
+async def test_sessions_list_their_summaries(store: Store) -> None:
+    first, second = await store.start_session("u1"), await store.start_session("u1")
+    await store.start_session("u2")
+    await store.set_session_summary(second, "likes cats")
+    assert [(s.id, s.summary) for s in await store.sessions("u1")] == [(first, None),
+                                                                       (second, "likes cats")]
+
+
+@pytest.mark.asyncio
 async def test_forget_rows_is_user_scoped_and_one_transaction(store: Store) -> None:
     a = await store.add_exchange("A", "qa", "aa")
     a2 = await store.add_exchange("A", "qa2", "aa2")
