@@ -3,6 +3,8 @@
     python -m bot forget --user U (--all | --match PHRASE) [--yes]     (also /forget in Discord)
 
 A phrase matches an exchange when the user's or the bot's text contains it, ignoring case.
+Forgetting chosen facts (Discord's ``/memory facts``) removes those replay items and the
+exchanges they were extracted from.
 The matching exchanges go from the JSONL log (rewritten atomically) and from SQLite, with the
 replay items derived from them or containing the phrase. Every checkpoint might have been
 trained on them, so the user is reset to the base model (``CURRENT`` cleared, version folders
@@ -59,6 +61,7 @@ class ForgetPlan:
     exchanges_kept: int = 0
     checkpoints: int = 0
     log_records: int = 0  # log lines to remove (normally one per exchange)
+    fact_ids: list[int] = field(default_factory=list)  # forgetting chosen facts
 
     @property
     def empty(self) -> bool:
@@ -69,6 +72,8 @@ class ForgetPlan:
         what = "everything you told me" if self.everything else "what matches your phrase"
         if self.empty:
             return "Nothing I remember matches that."
+        if self.fact_ids:
+            what = "that fact and what you said that taught it to me"
         text = (f"This will forget {what}: {len(self.exchange_ids)} exchange(s) and "
                 f"{len(self.replay_ids)} stored fact(s)")
         if self.everything or not self.exchanges_kept:
@@ -134,8 +139,11 @@ def _doomed_replay(item: ReplayItem, phrase: str | None, exchange_ids: set[int])
 
 
 async def plan(engine: Engine, user_id: str, *, phrase: str | None = None,
-               everything: bool = False) -> ForgetPlan:
-    """What ``forget`` would remove (read-only)."""
+               everything: bool = False, fact_ids: list[int] | None = None) -> ForgetPlan:
+    """What ``forget`` would remove (read-only). ``fact_ids``: replay items of the user to
+    forget, with the exchanges they came from (instead of a phrase)."""
+    if fact_ids:
+        return await _plan_facts(engine, user_id, fact_ids)
     phrase = _normalize_phrase(phrase, everything)
     store = engine.store
     exchanges = await retry_io("read exchanges", store.exchanges, user_id)
@@ -145,9 +153,25 @@ async def plan(engine: Engine, user_id: str, *, phrase: str | None = None,
     replay = [i.id for i in items if _doomed_replay(i, phrase, ids)]
     n_checkpoints = len(checkpoints.versions(engine.paths(user_id).checkpoints))
     records = await retry_io("read the log", engine.conversation_log(user_id).aread)
-    n_log = sum(1 for r in records if not _keep_record(r, phrase, ids))
+    n_log = sum(1 for r in records if not _keep_record(r, phrase, ids, everything))
     return ForgetPlan(user_id, everything, phrase, doomed, replay,
                       len(exchanges) - len(doomed), n_checkpoints, n_log)
+
+
+async def _plan_facts(engine: Engine, user_id: str, fact_ids: list[int]) -> ForgetPlan:
+    store = engine.store
+    wanted = set(fact_ids)
+    items = [i for i in await retry_io("read replay items", store.replay_items, user_id)
+             if i.id in wanted]  # the user's own items only: another user's id matches none
+    sources = {e for i in items for e in i.source_exchange_ids}
+    exchanges = await retry_io("read exchanges", store.exchanges, user_id)
+    doomed = [e.id for e in exchanges if e.id in sources]
+    records = await retry_io("read the log", engine.conversation_log(user_id).aread)
+    n_log = sum(1 for r in records if r.get("id") in sources)
+    n_checkpoints = len(checkpoints.versions(engine.paths(user_id).checkpoints))
+    return ForgetPlan(user_id, False, None, doomed, [i.id for i in items],
+                      len(exchanges) - len(doomed), n_checkpoints, n_log,
+                      fact_ids=[i.id for i in items])
 
 
 def _drop_cached_weights(ctx: ModelContext, user_id: str) -> None:
@@ -159,14 +183,15 @@ def _drop_cached_weights(ctx: ModelContext, user_id: str) -> None:
 
 async def forget(engine: Engine, user_id: str, *, phrase: str | None = None,
                  everything: bool = False, chat: ChatService | None = None,
-                 progress: Progress | None = None) -> ForgetResult:
+                 progress: Progress | None = None, fact_ids: list[int] | None = None
+                 ) -> ForgetResult:
     """Remove everything or what matches ``phrase`` (see the module doc) and reset the user to
     the base model; the rebuild is the caller's (:func:`forget_and_rebuild`). Not re-entrant:
     call it where no sleep cycle of ``user_id`` can run (``Orchestrator.run_exclusive``).
 
     ``chat``, if given, loses the user's working memory.
     """
-    p = await plan(engine, user_id, phrase=phrase, everything=everything)
+    p = await plan(engine, user_id, phrase=phrase, everything=everything, fact_ids=fact_ids)
     result = ForgetResult(user_id, everything, exchanges_kept=p.exchanges_kept)
     if chat is not None:
         chat.reset(user_id)  # the context window may quote what is being forgotten
@@ -197,7 +222,8 @@ async def forget(engine: Engine, user_id: str, *, phrase: str | None = None,
 async def forget_and_rebuild(orch: Orchestrator, user_id: str, *, phrase: str | None = None,
                              everything: bool = False, progress: Progress | None = None,
                              hold: AbstractAsyncContextManager | None = None,
-                             rebuild_timeout: float | None = None) -> ForgetResult:
+                             rebuild_timeout: float | None = None,
+                             fact_ids: list[int] | None = None) -> ForgetResult:
     """Forget while no cycle of the user runs, then rebuild through the sleep queue.
 
     ``hold`` (e.g. the Discord front end's per-user lock) is held during the removal only:
@@ -209,7 +235,7 @@ async def forget_and_rebuild(orch: Orchestrator, user_id: str, *, phrase: str | 
     async def remove() -> ForgetResult:
         async with hold or contextlib.nullcontext():
             return await forget(orch.engine, user_id, phrase=phrase, everything=everything,
-                                chat=orch.chat, progress=progress)
+                                chat=orch.chat, progress=progress, fact_ids=fact_ids)
 
     result = await orch.run_exclusive(user_id, remove)
     if not everything and not result.nothing_forgotten and await _has_material(orch.engine,
@@ -223,10 +249,13 @@ async def forget_and_rebuild(orch: Orchestrator, user_id: str, *, phrase: str | 
     return result
 
 
-def _keep_record(record: dict, phrase: str | None, ids: set[int]) -> bool:
-    """Whether a log record survives: not forgotten by id, and no text field matches."""
-    if phrase is None or record.get("id") in ids:
+def _keep_record(record: dict, phrase: str | None, ids: set[int], everything: bool) -> bool:
+    """Whether a log record survives: not everything goes, not forgotten by id, and no text
+    field matches the phrase (if there is one)."""
+    if everything or record.get("id") in ids:
         return False
+    if phrase is None:  # forgetting chosen facts: by id only
+        return True
     return not any(matches(v, phrase) for v in record.values() if isinstance(v, str))
 
 
@@ -234,7 +263,7 @@ async def _scrub_log(engine: Engine, user_id: str, p: ForgetPlan) -> int:
     ids = set(p.exchange_ids)
     conv_log = engine.conversation_log(user_id)
     return await retry_io("rewrite the conversation log", conv_log.rewrite,
-                          lambda record: _keep_record(record, p.phrase, ids))
+                          lambda record: _keep_record(record, p.phrase, ids, p.everything))
 
 
 async def _reset_weights(engine: Engine, user_id: str) -> tuple[int, int]:

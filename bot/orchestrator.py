@@ -214,20 +214,30 @@ class Orchestrator:
             pass
 
     # -- chat -----------------------------------------------------------------------------
-    def handle_message(self, user_id: str, text: str) -> ReplyStream:
+    def handle_message(self, user_id: str, text: str, *, place: str = "",
+                       public: bool = False, quote: str | None = None) -> ReplyStream:
         """Stream the reply (the user's accepted weights, even while they sleep); then count
         the turn and queue a light cycle at the turn threshold. The stream's ``reply`` has
-        ``saved`` False (with a ``warning``) when memory could not be written."""
-        inner = self.chat.stream(user_id, text)
+        ``saved`` False (with a ``warning``) when memory could not be written. ``place``,
+        ``public`` and ``quote``: see :meth:`ChatService.stream`; ``abandon()`` on the
+        returned stream stores the exchange as undelivered (never consolidated)."""
+        inner = self.chat.stream(user_id, text, place=place, public=public, quote=quote)
 
         async def produce(out: ReplyStream) -> AsyncIterator[str]:
             async for piece in inner:
                 yield piece
+                if out.abandoned:
+                    inner.abandon()
             out.reply = inner.reply
-            if inner.reply is not None and inner.reply.saved:
+            if inner.reply is not None and inner.reply.saved and inner.reply.delivered:
                 await self._count_turn(user_id)
 
         return ReplyStream(produce)
+
+    async def mark_undelivered(self, user_id: str, exchange_id: int, place: str = "") -> None:
+        """The reply of exchange ``exchange_id`` never reached the user after all: it is kept
+        flagged and no cycle will learn it (see :meth:`ChatService.mark_undelivered`)."""
+        await self.chat.mark_undelivered(user_id, exchange_id, place)
 
     async def _count_turn(self, user_id: str) -> None:
         try:
@@ -264,7 +274,9 @@ class Orchestrator:
 
     async def wait_for_job(self, job_id: int, timeout: float | None = None
                            ) -> CycleReport | None:
-        """The cycle report once job ``job_id`` ends; None on timeout, shutdown or unknown."""
+        """The cycle report once job ``job_id`` ends; None when the orchestrator stops (the
+        job stays queued) or the job is unknown. Raises :class:`TimeoutError` after
+        ``timeout`` seconds: the job is still queued or running."""
         if job_id in self._results:
             return self._results[job_id]
         pending = {q.job_id for q in self._queued.values()}
@@ -276,8 +288,10 @@ class Orchestrator:
         self._waiters.setdefault(job_id, []).append(fut)
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except TimeoutError:
-            return None
+        finally:  # a waiter that timed out (or was cancelled) is not resolved later
+            waiters = self._waiters.get(job_id)
+            if waiters is not None and fut in waiters and not fut.done():
+                waiters.remove(fut)
 
     def watch(self, job_id: int, progress: Progress) -> None:
         """Send job ``job_id``'s progress (stages, then "done") to ``progress`` as well."""
@@ -290,7 +304,10 @@ class Orchestrator:
         no worker runs (the CLI), else by waiting for the worker (None on timeout or stop)."""
         job_id = await self.request_sleep(user_id, kind, progress)
         if self._worker is not None and not self._worker.done():
-            return await self.wait_for_job(job_id, timeout)
+            try:
+                return await self.wait_for_job(job_id, timeout)
+            except TimeoutError:
+                return None
         queued = self._queued.get(user_id)
         if queued is not None and queued.job_id == job_id:
             await self._run_job(job_id, user_id, queued.kind)

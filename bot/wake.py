@@ -1,13 +1,19 @@
 """The wake phase: chat with a user, keep their working memory, log every exchange.
 
-Working memory is a sliding window per user (paper §3.2): when the prompt passes
-``summarize_at`` of the context budget, the older turns are summarised by the model and
-replaced by the summary. Every exchange is written to the user's SQLite index and JSONL log
-(fsynced) before :meth:`ChatService.reply` returns, so nothing shown is ever unsaved.
+Working memory is a sliding window per user *and per place* (paper §3.2): a front end names
+the place (a Discord DM, channel or thread; the terminal has one), and what a user said in one
+place never enters the prompt in another, so a remark made in a DM cannot be repeated in a
+public channel. In a public place the system prompt also asks the model not to volunteer
+private details (the weights, the long-term memory, are per user and answer everywhere).
+When the prompt passes ``summarize_at`` of the context budget, the older turns are summarised
+by the model and replaced by the summary. Every exchange is written to the user's SQLite index
+and JSONL log (fsynced) before :meth:`ChatService.reply` returns, so nothing shown is ever
+unsaved; a reply the front end could not deliver is stored flagged (never consolidated).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -38,12 +44,15 @@ class EmptyMessage(ValueError):
 
 @dataclass
 class Conversation:
-    """One user's working memory: a rolling summary plus the recent messages."""
+    """One user's working memory in one place: a rolling summary plus the recent messages."""
 
     user_id: str
     session_id: int | None
     summary: str | None = None
     messages: list[dict] = field(default_factory=list)
+    place: str = ""  # "" is the only place of a front end without places (the terminal)
+    public: bool = False  # others can read the replies (a guild channel or thread)
+    last_exchange_id: int | None = None  # the exchange behind the last two messages
 
 
 @dataclass
@@ -55,6 +64,8 @@ class Reply:
     stats: GenStats | None = None
     saved: bool = True  # False: the exchange is not (fully) in SQLite and the log
     warning: str = ""
+    # False: abandoned (the front end could not show it); stored flagged, never consolidated
+    delivered: bool = True
 
 
 class ReplyStream:
@@ -68,7 +79,13 @@ class ReplyStream:
 
     def __init__(self, produce: Callable[[ReplyStream], AsyncIterator[str]]):
         self.reply: Reply | None = None
+        self.abandoned = False
         self._pieces = produce(self)
+
+    def abandon(self) -> None:
+        """The user cannot receive this reply (e.g. Discord refused it): stop generating at
+        the next piece; the iteration then ends with the exchange stored as undelivered."""
+        self.abandoned = True
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._pieces
@@ -92,30 +109,37 @@ class ChatService:
     def __init__(self, engine: Engine, max_conversations: int = 256):
         self.engine = engine
         self.cfg = engine.cfg.chat
-        self._conversations: OrderedDict[str, Conversation] = OrderedDict()
+        self._conversations: OrderedDict[tuple[str, str], Conversation] = OrderedDict()
         self._max = max_conversations
 
     # -- context --------------------------------------------------------------------------
-    async def conversation(self, user_id: str) -> Conversation:
-        conv = self._conversations.get(user_id)
+    async def conversation(self, user_id: str, place: str = "", public: bool = False
+                           ) -> Conversation:
+        """The working memory of ``user_id`` in ``place`` (one session each)."""
+        key = (user_id, place)
+        conv = self._conversations.get(key)
         if conv is None:
             try:
                 session = await self.engine.store.start_session(user_id)
             except SAVE_ERRORS as exc:  # keep chatting without a stored session
                 log.error("user %s: cannot start a session: %s", user_id, exc)
                 session = None
-            conv = self._conversations[user_id] = Conversation(user_id, session)
+            conv = self._conversations[key] = Conversation(user_id, session, place=place)
             while len(self._conversations) > self._max:  # bounded: drop the oldest
                 self._conversations.popitem(last=False)
-        self._conversations.move_to_end(user_id)
+        conv.public = public
+        self._conversations.move_to_end(key)
         return conv
 
     def reset(self, user_id: str) -> None:
-        """Forget the working memory (the context), not the log."""
-        self._conversations.pop(user_id, None)
+        """Forget the user's working memory in every place (the context), not the log."""
+        for key in [k for k in self._conversations if k[0] == user_id]:
+            del self._conversations[key]
 
     def system_message(self, conv: Conversation | None = None) -> dict:
         text = self.cfg.system_prompt
+        if conv is not None and conv.public and self.cfg.public_note:
+            text += f"\n\n{self.cfg.public_note}"
         if conv is not None and conv.summary:
             text += f"\n\nEarlier in this conversation: {conv.summary}"
         return {"role": "system", "content": text}
@@ -157,39 +181,69 @@ class ChatService:
         limit = self.cfg.max_message_chars
         return (text[:limit], True) if len(text) > limit else (text, False)
 
-    def stream(self, user_id: str, text: str) -> ReplyStream:
+    def stream(self, user_id: str, text: str, *, place: str = "", public: bool = False,
+               quote: str | None = None) -> ReplyStream:
         """The reply as it is generated; the exchange is saved before the iteration ends,
-        then the stream's ``reply`` holds the :class:`Reply`."""
-        return ReplyStream(lambda out: self._stream(user_id, text, out))
+        then the stream's ``reply`` holds the :class:`Reply`.
 
-    async def _stream(self, user_id: str, text: str, out: ReplyStream) -> AsyncIterator[str]:
+        ``place`` and ``public`` choose the working memory (see the module doc). ``quote``
+        (e.g. the message the user replied to, from the same place) goes into this prompt
+        only: it is neither logged nor kept in the working memory.
+        """
+        return ReplyStream(lambda out: self._stream(user_id, text, out, place, public, quote))
+
+    async def _stream(self, user_id: str, text: str, out: ReplyStream, place: str = "",
+                      public: bool = False, quote: str | None = None) -> AsyncIterator[str]:
         text, truncated = self.prepare(text)
-        conv = await self.conversation(user_id)
+        conv = await self.conversation(user_id, place, public)
         incoming = {"role": "user", "content": text}
-        await self._maybe_summarize(conv, incoming)
-        messages = [self.system_message(conv), *conv.messages, incoming]
+        prompted = incoming
+        quote = clean_text(quote or "")[:self.cfg.max_message_chars]
+        if quote:
+            prompted = {"role": "user", "content": f"{quote}\n\n{text}"}
+        await self._maybe_summarize(conv, prompted)
+        messages = [self.system_message(conv), *conv.messages, prompted]
         checkpoint = self.engine.checkpoint(user_id)
         pieces: list[str] = []
         tic = time.perf_counter()
-        async for piece in self.engine.runtime.stream(
+        # aclosing: an abandoned reply stops the generation now (the model thread is shared)
+        async with contextlib.aclosing(self.engine.runtime.stream(
             stream_reply, user_id, checkpoint, messages, self.cfg.max_tokens,
             self.cfg.temperature, priority=CHAT,
-        ):
-            pieces.append(piece)
-            yield piece
+        )) as generated:
+            async for piece in generated:
+                pieces.append(piece)
+                yield piece
+                if out.abandoned:
+                    break
+        delivered = not out.abandoned
         reply_text = "".join(pieces).strip()
         saved, warning = True, ""
         try:
-            exchange_id = await self.save(user_id, text, reply_text, conv.session_id)
+            exchange_id = await self.save(user_id, text, reply_text, conv.session_id,
+                                          undelivered=not delivered)
         except SAVE_ERRORS as exc:  # keep chatting; say clearly that memory is not saved
             exchange_id, saved, warning = 0, False, NOT_SAVED_WARNING
             log.error("user %s: exchange not saved: %s", user_id, exc)
-        conv.messages += [incoming, {"role": "assistant", "content": reply_text}]
+        if delivered:  # the user never saw an abandoned reply: not part of the conversation
+            conv.messages += [incoming, {"role": "assistant", "content": reply_text}]
+            conv.last_exchange_id = exchange_id or None
         label = self.engine.checkpoint_label(user_id)
-        log.info("user %s: exchange %d answered by %s in %.2fs", user_id, exchange_id, label,
-                 time.perf_counter() - tic)
+        log.info("user %s: exchange %d answered by %s in %.2fs%s", user_id, exchange_id, label,
+                 time.perf_counter() - tic, "" if delivered else " (not delivered)")
         out.reply = Reply(reply_text, exchange_id, label, truncated, saved=saved,
-                          warning=warning)
+                          warning=warning, delivered=delivered)
+
+    async def mark_undelivered(self, user_id: str, exchange_id: int, place: str = "") -> None:
+        """The front end could not deliver exchange ``exchange_id`` after all (e.g. its final
+        edit was refused): flag it in the store, so sleep never learns it, and take it out of
+        the working memory of ``place``."""
+        conv = self._conversations.get((user_id, place))
+        if conv is not None and conv.last_exchange_id == exchange_id and conv.messages:
+            del conv.messages[-2:]
+            conv.last_exchange_id = None
+        if exchange_id:
+            await self.engine.store.mark_undelivered(user_id, exchange_id)
 
     async def reply(self, user_id: str, text: str) -> Reply:
         """The whole reply at once (for ingest, tests and the load benchmark)."""
@@ -201,17 +255,20 @@ class ChatService:
 
     async def save(self, user_id: str, user_text: str, reply_text: str,
                    session_id: int | None = None, source: str = "chat",
-                   ts: float | None = None) -> int:
+                   ts: float | None = None, undelivered: bool = False) -> int:
         """Index the exchange in SQLite, then append it to the JSONL log (fsynced). ``ts``
         (default now) is when it was said: an imported conversation keeps its own times,
-        which sleep needs to turn "yesterday" into a date."""
+        which sleep needs to turn "yesterday" into a date. ``undelivered``: the user never
+        received the reply; it is stored flagged and never consolidated."""
         store = self.engine.store
         ts = time.time() if ts is None else ts
         exchange_id = await store.add_exchange(user_id, user_text, reply_text,
-                                               session_id=session_id, source=source, ts=ts)
+                                               session_id=session_id, source=source, ts=ts,
+                                               undelivered=undelivered)
         faults.checkpoint("logging")  # kill point: in SQLite, not yet in the log
-        await self.engine.conversation_log(user_id).append({
-            "id": exchange_id, "ts": ts, "source": source,
-            "user": user_text, "assistant": reply_text,
-        })
+        record = {"id": exchange_id, "ts": ts, "source": source,
+                  "user": user_text, "assistant": reply_text}
+        if undelivered:
+            record["undelivered"] = True
+        await self.engine.conversation_log(user_id).append(record)
         return exchange_id

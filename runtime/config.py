@@ -22,11 +22,19 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful AI assistant named Sleepbot. You remember past conversations with each "
     "user: what they told you before is part of your memory, so answer from it when asked."
 )
+# Added to the system prompt where others can read the replies (a Discord channel or thread):
+# the weights remember everything a user said, DMs included, and answer everywhere.
+DEFAULT_PUBLIC_NOTE = (
+    "This conversation is in a public channel that other people can read. Do not mention "
+    "private details about the user, such as things they told you in private messages, "
+    "unless they bring them up here first."
+)
 
 
 @dataclass
 class ChatConfig:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    public_note: str = DEFAULT_PUBLIC_NOTE  # added in public places ("" to leave it out)
     bot_name: str = "Sleepbot"
     max_tokens: int = 256
     temperature: float = 0.0  # greedy: small models ramble when sampled
@@ -75,11 +83,25 @@ class SleepConfig:
 
 @dataclass
 class DiscordConfig:
+    """Who may use the bot and where (the README's "Who may use it"), and its pace."""
+
     allowed_guilds: list[int] = field(default_factory=list)  # empty: every guild
     allowed_channels: list[int] = field(default_factory=list)  # empty: every channel
-    rate_limit_messages: int = 5  # per user, within rate_limit_seconds
+    # users: the allow-list (with allowed_roles; both empty: everyone), then the block-lists
+    allowed_users: list[int] = field(default_factory=list)
+    blocked_users: list[int] = field(default_factory=list)
+    allowed_roles: list[int] = field(default_factory=list)
+    blocked_roles: list[int] = field(default_factory=list)
+    allow_dms: bool = True
+    leave_other_guilds: bool = True  # with allowed_guilds set, leave every other guild
+    message_content: bool = True  # the privileged intent; off: DMs and mentions only
+    rate_limit_messages: int = 5  # per user, within rate_limit_seconds (commands too)
     rate_limit_seconds: float = 20.0
     edit_interval: float = 1.0  # seconds between edits of a streamed reply
+    refused_seconds: float = 600.0  # a channel that refused a reply is skipped this long
+    confirm_seconds: float = 120.0  # how long confirmation buttons wait
+    # Discord invalidates an interaction's token after 15 minutes: stop editing before
+    interaction_seconds: float = 13 * 60.0
 
 
 @dataclass
@@ -117,11 +139,22 @@ def id_list(value: str) -> list[int]:
     return [int(v) for v in value.replace(",", " ").split()]
 
 
+def flag(value: str) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off."""
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
 _ENV = {
     "SLEEPBOT_DATA_DIR": ("data_dir", Path),
     "SLEEPBOT_MODEL": ("model", str),
     "SLEEPBOT_LOG_LEVEL": ("log_level", str),
     "SLEEPBOT_SYSTEM_PROMPT": ("chat.system_prompt", str),
+    "SLEEPBOT_PUBLIC_NOTE": ("chat.public_note", str),
     "SLEEPBOT_MAX_TOKENS": ("chat.max_tokens", int),
     "SLEEPBOT_TEMPERATURE": ("chat.temperature", float),
     "SLEEPBOT_CONTEXT_TOKENS": ("chat.context_tokens", int),
@@ -137,6 +170,13 @@ _ENV = {
     "SLEEPBOT_NIGHTLY_TIME": ("sleep.nightly_time", str),
     "SLEEPBOT_DISCORD_GUILDS": ("discord.allowed_guilds", id_list),
     "SLEEPBOT_DISCORD_CHANNELS": ("discord.allowed_channels", id_list),
+    "SLEEPBOT_DISCORD_USERS": ("discord.allowed_users", id_list),
+    "SLEEPBOT_DISCORD_BLOCKED_USERS": ("discord.blocked_users", id_list),
+    "SLEEPBOT_DISCORD_ROLES": ("discord.allowed_roles", id_list),
+    "SLEEPBOT_DISCORD_BLOCKED_ROLES": ("discord.blocked_roles", id_list),
+    "SLEEPBOT_DISCORD_DMS": ("discord.allow_dms", flag),
+    "SLEEPBOT_DISCORD_LEAVE_OTHER_GUILDS": ("discord.leave_other_guilds", flag),
+    "SLEEPBOT_DISCORD_MESSAGE_CONTENT": ("discord.message_content", flag),
     "SLEEPBOT_RATE_LIMIT_MESSAGES": ("discord.rate_limit_messages", int),
     "SLEEPBOT_RATE_LIMIT_SECONDS": ("discord.rate_limit_seconds", float),
     "SLEEPBOT_EDIT_INTERVAL": ("discord.edit_interval", float),

@@ -88,7 +88,7 @@ async def test_forget_phrase_removes_it_everywhere_and_rebuilds(tiny_config) -> 
         assert result.rebuild is not None and result.rebuild["status"] == "accepted"
         assert not any(SECRET in f for f in result.rebuild["facts"])
         assert any("Lisbon" in f for f in result.rebuild["facts"])
-        assert "alice" not in chat._conversations
+        assert not any(user == "alice" for user, _place in chat._conversations)
 
         remaining = await engine.store.exchanges("alice")
         assert [e.user_text for e in remaining] == KEPT
@@ -110,6 +110,33 @@ async def test_forget_phrase_removes_it_everywhere_and_rebuilds(tiny_config) -> 
         assert bob.exchanges_removed == 3 and bob.rebuild is None
         assert "back to the base model" in bob.summary()
     assert grep_data_dir(cfg.data_dir, SECRET) == []
+
+
+@pytest.mark.asyncio
+async def test_forget_chosen_facts_takes_their_source_exchanges_only(tiny_config) -> None:
+    """/memory facts: one fact goes, with the exchanges it was extracted from; the rest of
+    the log and the other facts stay; another user's fact id forgets nothing."""
+    from bot.engine import open_engine
+    from bot.forget import forget, plan
+
+    cfg = learnable(tiny_config)
+    async with open_engine(cfg) as engine:
+        await seed(engine, "alice")
+        items = await engine.store.replay_items("alice")
+        sister = next(i for i in items if SECRET in i.answer and "sister" in i.question.lower())
+        sources = set(sister.source_exchange_ids)
+        assert sources
+        assert (await plan(engine, "bob", fact_ids=[sister.id])).empty
+        p = await plan(engine, "alice", fact_ids=[sister.id])
+        assert set(p.exchange_ids) == sources and p.fact_ids == [sister.id]
+        assert "that fact" in p.describe()
+        result = await forget(engine, "alice", fact_ids=[sister.id])
+        assert result.exchanges_removed == len(sources) and result.replay_removed == 1
+        left = await engine.store.exchanges("alice")
+        assert left and not sources & {e.id for e in left}
+        assert {r["id"] for r in engine.conversation_log("alice").read()} == {e.id for e in left}
+        assert sister.id not in {i.id for i in await engine.store.replay_items("alice")}
+        assert engine.checkpoint_label("alice") == "base"  # the rebuild is the caller's
 
 
 @pytest.mark.asyncio

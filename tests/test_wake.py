@@ -179,3 +179,62 @@ async def test_the_log_survives_a_restart(tiny_config):
             first.exchange_id, second.exchange_id]
         assert [r["id"] for r in jsonl_records(engine, "alice")] == [
             first.exchange_id, second.exchange_id]
+
+
+@pytest.mark.asyncio
+async def test_one_working_memory_per_place(engine, monkeypatch):
+    """What a user says in one place (a DM) never reaches the prompt in another (a channel);
+    a public place gets the privacy note; a quote joins that one prompt only."""
+    import bot.wake as wake
+
+    prompts: list[list[dict]] = []
+    real = wake.stream_reply
+
+    def recording(ctx, user_id, checkpoint, messages, *args):
+        prompts.append(messages)
+        return (yield from real(ctx, user_id, checkpoint, messages, *args))
+
+    monkeypatch.setattr(wake, "stream_reply", recording)
+    chat = ChatService(engine)
+    await chat.reply("alice", "My secret password is swordfish.")  # the default place
+    async for _ in chat.stream("alice", "Hello everyone!", place="guild", public=True,
+                               quote="bob said: the meeting is at noon"):
+        pass
+    public = json.dumps(prompts[-1])
+    assert "swordfish" not in public and "meeting is at noon" in public
+    assert engine.cfg.chat.public_note in prompts[-1][0]["content"]
+    async for _ in chat.stream("alice", "And now?", place="guild", public=True):
+        pass
+    assert "meeting is at noon" not in json.dumps(prompts[-1])  # the quote was for one turn
+    await chat.reply("alice", "What is my password?")
+    private = json.dumps(prompts[-1])
+    assert "swordfish" in private and engine.cfg.chat.public_note not in private
+    assert "Hello everyone" not in private
+    assert [r["user"] for r in jsonl_records(engine, "alice")] == [
+        "My secret password is swordfish.", "Hello everyone!", "And now?",
+        "What is my password?"]  # one log per user, whatever the place
+    chat.reset("alice")  # /forget: every place's working memory goes
+    assert not chat._conversations
+
+
+@pytest.mark.asyncio
+async def test_an_abandoned_reply_is_stored_undelivered(engine):
+    """The front end could not show the reply: generation stops, the exchange is stored
+    flagged (never consolidated) and stays out of the working memory."""
+    engine.cfg.chat.max_tokens = 64
+    chat = ChatService(engine)
+    stream = chat.stream("alice", "Tell me a long story.")
+    pieces = []
+    async for piece in stream:
+        pieces.append(piece)
+        stream.abandon()
+    assert len(pieces) == 1 and stream.reply is not None and not stream.reply.delivered
+    [row] = await engine.store.exchanges("alice")
+    assert row.undelivered and row.assistant_text == pieces[0].strip()
+    assert await engine.store.exchanges("alice", unconsolidated_only=True) == []
+    assert jsonl_records(engine, "alice")[0]["undelivered"] is True
+    assert (await chat.conversation("alice")).messages == []
+    later = await chat.reply("alice", "Hello?")  # delivered, then refused after all
+    await chat.mark_undelivered("alice", later.exchange_id)
+    assert (await chat.conversation("alice")).messages == []
+    assert await engine.store.exchanges("alice", unconsolidated_only=True) == []
