@@ -9,8 +9,10 @@ The result (config.json, model.safetensors, tokenizer.json, tokenizer_config.jso
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 
@@ -35,6 +37,142 @@ _TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "
 
 class GGUFImportError(ValueError):
     """The file is not a GGUF model this importer can convert."""
+
+
+# What MLX's GGUF reader (antirez's gguflib, which trusts every length and offset in the file)
+# can read without reading past the end: checked here first, since a bad file crashes it.
+_VALUE_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_STRING, _ARRAY, _UINT32 = 8, 9, 4
+# ggml tensor type → (name, weights per block, bytes per block), for the types mx.load reads
+TENSOR_TYPES = {0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
+                8: ("Q8_0", 32, 34)}
+_MAX_DIMS = 4
+_ALIGNMENT = 32  # MLX's reader ignores general.alignment and always uses 32
+_INT32_MAX = 2**31 - 1  # MLX keeps string lengths, array lengths and dimensions as int
+
+
+class _Reader:
+    """Bounds-checked little-endian reads over a memory-mapped file."""
+
+    def __init__(self, buf: mmap.mmap | bytes, path: Path):
+        self.buf, self.off, self.path = buf, 0, path
+
+    def fail(self, what: str) -> GGUFImportError:
+        return GGUFImportError(f"cannot read {self.path} as GGUF: {what}")
+
+    def take(self, fmt: str, what: str) -> int:
+        size = struct.calcsize(fmt)
+        if self.off + size > len(self.buf):
+            raise self.fail(f"{what} at byte {self.off} runs past the end of the "
+                            f"{len(self.buf)}-byte file")
+        (value,) = struct.unpack_from(fmt, self.buf, self.off)
+        self.off += size
+        return value
+
+    def string(self, what: str) -> str:
+        n = self.take("<Q", f"the length of {what}")
+        if n > _INT32_MAX or self.off + n > len(self.buf):
+            raise self.fail(f"{what} at byte {self.off} claims {n} bytes, past the end of the "
+                            f"{len(self.buf)}-byte file")
+        raw = bytes(self.buf[self.off:self.off + n])
+        self.off += n
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self.fail(f"{what} is not UTF-8 text") from exc
+
+    def skip_value(self, vtype: int, what: str, nested: bool = False) -> int | None:
+        """Step over one metadata value; returns it when it is a plain UINT32."""
+        if vtype == _STRING:
+            self.string(what)
+            return None
+        if vtype == _ARRAY and not nested:
+            etype = self.take("<I", f"the element type of {what}")
+            count = self.take("<Q", f"the length of {what}")
+            if etype == _ARRAY:
+                raise self.fail(f"{what} is an array of arrays (MLX reads one level)")
+            if etype != _STRING and etype not in _VALUE_SIZES:
+                raise self.fail(f"{what} has unknown element type {etype}")
+            size = _VALUE_SIZES.get(etype, 8)  # a string takes at least its 8-byte length
+            if count > _INT32_MAX or self.off + count * size > len(self.buf):
+                raise self.fail(f"{what} claims {count} elements, more than the file holds")
+            if etype == _STRING:
+                for i in range(count):
+                    self.string(f"element {i} of {what}")
+            else:
+                self.off += count * size
+            return None
+        if vtype not in _VALUE_SIZES:
+            raise self.fail(f"{what} has unknown value type {vtype}")
+        if vtype == _UINT32:
+            return self.take("<I", what)
+        self.take(f"<{_VALUE_SIZES[vtype]}s", what)
+        return None
+
+
+def validate_gguf(path: str | Path) -> None:
+    """Check a GGUF file's header, metadata, tensor count, types, shapes and data offsets
+    against its size, so that :func:`mx.load` never reads past the end (it would crash the
+    process). Raises :class:`GGUFImportError` saying what is wrong."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < 24:
+                raise GGUFImportError(f"cannot read {path} as GGUF: the file has only {size} bytes")
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                _validate(_Reader(buf, path))
+    except OSError as exc:
+        raise GGUFImportError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _validate(r: _Reader) -> None:
+    if bytes(r.buf[:4]) != b"GGUF":
+        raise r.fail("it is not a GGUF file (no GGUF magic bytes at the start)")
+    r.off = 4
+    version = r.take("<I", "the version")
+    if version not in (2, 3):
+        raise r.fail(f"GGUF version {version} is not supported (2 and 3 are)")
+    n_tensors = r.take("<Q", "the tensor count")
+    n_kv = r.take("<Q", "the metadata count")
+    for i in range(n_kv):  # each entry takes at least 12 bytes: a huge count runs out
+        key = r.string(f"metadata key {i}")
+        vtype = r.take("<I", f"the type of metadata {key!r}")
+        value = r.skip_value(vtype, f"metadata {key!r}")
+        if key == "general.alignment" and value not in (None, _ALIGNMENT):
+            raise r.fail(f"alignment {value} is not supported (MLX reads {_ALIGNMENT})")
+    tensors = []
+    for i in range(n_tensors):
+        name = r.string(f"the name of tensor {i}")
+        ndim = r.take("<I", f"the dimension count of tensor {name!r}")
+        if not 1 <= ndim <= _MAX_DIMS:
+            raise r.fail(f"tensor {name!r} has {ndim} dimensions (1 to {_MAX_DIMS} allowed)")
+        dims = [r.take("<Q", f"dimension {d} of tensor {name!r}") for d in range(ndim)]
+        if any(not 1 <= d <= _INT32_MAX for d in dims):
+            raise r.fail(f"tensor {name!r} has an impossible shape {dims}")
+        ttype = r.take("<I", f"the type of tensor {name!r}")
+        offset = r.take("<Q", f"the data offset of tensor {name!r}")
+        if ttype not in TENSOR_TYPES:
+            raise r.fail(f"tensor {name!r} has type {ttype}, which cannot be read (supported: "
+                         + ", ".join(t[0] for t in TENSOR_TYPES.values()) + ")")
+        tensors.append((name, dims, ttype, offset))
+    data_start = r.off + (-r.off) % _ALIGNMENT
+    seen = set()
+    for name, dims, ttype, offset in tensors:
+        if name in seen:
+            raise r.fail(f"tensor {name!r} appears twice")
+        seen.add(name)
+        type_name, per_block, block_bytes = TENSOR_TYPES[ttype]
+        if dims[0] % per_block:
+            raise r.fail(f"tensor {name!r} ({type_name}) has a row of {dims[0]} weights, not "
+                         f"a multiple of its block size {per_block}")
+        count = 1
+        for d in dims:
+            count *= d
+        end = data_start + offset + count // per_block * block_bytes
+        if end > len(r.buf):
+            raise r.fail(f"the data of tensor {name!r} would end at byte {end}, past the end "
+                         f"of the {len(r.buf)}-byte file (truncated or damaged)")
 
 
 def _scalar(meta: dict, key: str, default=None):
@@ -141,6 +279,7 @@ def read_gguf(path: str | Path) -> tuple[dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise GGUFImportError(f"GGUF file not found: {path}")
+    validate_gguf(path)  # before mx.load, which crashes on a damaged file instead of raising
     try:
         weights, meta = mx.load(str(path), return_metadata=True)
     except Exception as exc:  # mlx raises bare RuntimeError/ValueError for corrupt files
