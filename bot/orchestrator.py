@@ -57,7 +57,7 @@ from bot.wake import ChatService, ReplyStream
 from memory import checkpoints
 from memory.paths import user_paths
 from memory.store import SleepJob, SleepKind, Store
-from runtime.config import SleepConfig
+from runtime.config import SleepConfig, parse_time_of_day
 from sleep.pipeline import CycleReport, run_cycle
 
 log = logging.getLogger(__name__)
@@ -110,17 +110,9 @@ def next_stage(done: str, info: dict) -> str:
     return done
 
 
-def parse_hhmm(text: str) -> tuple[int, int]:
-    hour, _, minute = text.strip().partition(":")
-    h, m = int(hour), int(minute or 0)
-    if not (0 <= h < 24 and 0 <= m < 60):
-        raise ValueError(f"not a time of day: {text!r}")
-    return h, m
-
-
 def next_nightly(after: float, hhmm: str) -> float:
     """The first local ``hh:mm`` strictly after the timestamp ``after``."""
-    h, m = parse_hhmm(hhmm)
+    h, m = parse_time_of_day(hhmm)  # load_config has checked it
     now = dt.datetime.fromtimestamp(after)
     at = now.replace(hour=h, minute=m, second=0, microsecond=0)
     if at.timestamp() <= after:

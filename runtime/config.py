@@ -8,6 +8,7 @@ Precedence (lowest first): the dataclass defaults below, the per-model overrides
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -247,10 +248,14 @@ def load_config(
         raise ConfigError(f"config file not found: {path}")
     if path.is_file():
         try:
-            file_values = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     chosen_model = model or env.get("SLEEPBOT_MODEL") or file_values.get("model", cfg.model)
+    if not isinstance(chosen_model, str) or not chosen_model.strip():
+        raise ConfigError(f"{path}: 'model' must be a model name or path, not {chosen_model!r}")
     for key in (chosen_model, Path(chosen_model).name):
         if key in MODEL_DEFAULTS:
             _apply(cfg, MODEL_DEFAULTS[key], f"defaults for {key}")
@@ -265,4 +270,156 @@ def load_config(
     if data_dir is not None:
         cfg.data_dir = Path(data_dir)
     cfg.model = chosen_model
+    problem = first_problem(cfg)
+    if problem is not None:  # every setting is checked here, not when something first uses it
+        dotted, why, value = problem
+        origin = _origin(dotted, env, file_values, path)
+        got = "" if origin.startswith("SLEEPBOT_") else f" (got {value!r})"
+        raise ConfigError(f"{origin}: {dotted} {why}{got}")
     return cfg
+
+
+# -- validation -----------------------------------------------------------------------------
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+EXTRACTION_MODES = ("patterns", "model", "both")
+
+
+def parse_time_of_day(text: str) -> tuple[int, int]:
+    """``"HH:MM"`` (24-hour, local time) as (hour, minute); ValueError otherwise."""
+    hour, sep, minute = str(text).strip().partition(":")
+    if not (sep and hour.isdigit() and minute.isdigit() and len(minute) == 2):
+        raise ValueError(f"not a time of day (HH:MM): {text!r}")
+    h, m = int(hour), int(minute)
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise ValueError(f"not a time of day (HH:MM, 00:00 to 23:59): {text!r}")
+    return h, m
+
+
+def _range(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+           high_open: bool = False):
+    def check(value: float) -> str | None:
+        if low is not None and (value <= low if low_open else value < low):
+            return f"must be {'above' if low_open else 'at least'} {low:g}"
+        if high is not None and (value >= high if high_open else value > high):
+            return f"must be {'below' if high_open else 'at most'} {high:g}"
+        return None
+    return check
+
+
+def _one_of(choices: tuple[str, ...], fold: bool = False):
+    def check(value: str) -> str | None:
+        ok = (value.upper() if fold else value) in choices
+        return None if ok else f"must be one of {', '.join(choices)}"
+    return check
+
+
+def _time_of_day(value: str) -> str | None:
+    try:
+        parse_time_of_day(value)
+    except ValueError:
+        return "must be a time of day HH:MM (00:00 to 23:59)"
+    return None
+
+
+def _not_blank(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+# Beyond their types (checked for every setting), what each value may be.
+_RULES: dict[str, Any] = {
+    "model": _not_blank,
+    "log_level": _one_of(LOG_LEVELS, fold=True),
+    "chat.system_prompt": _not_blank,
+    "chat.bot_name": _not_blank,
+    "chat.max_tokens": _range(1, 100_000),
+    "chat.temperature": _range(0, 10),
+    "chat.context_tokens": _range(64),
+    "chat.summarize_at": _range(0, 1, low_open=True),
+    "chat.keep_recent_turns": _range(0),
+    "chat.max_message_chars": _range(1),
+    "sleep.turn_threshold": _range(1),
+    "sleep.replay_ratio": _range(0, 1),
+    "sleep.replay_decay": _range(0, 1, low_open=True),
+    "sleep.deep_every": _range(0),
+    "sleep.tau": _range(0, 1),
+    "sleep.phrasings_per_fact": _range(1),
+    "sleep.anchor_pairs": _range(0),
+    "sleep.extraction": _one_of(EXTRACTION_MODES),
+    "sleep.idle_minutes": _range(0),
+    "sleep.nightly_time": _time_of_day,
+    "sleep.lora.rank": _range(1),
+    "sleep.lora.scale": _range(0, low_open=True),
+    "sleep.lora.layers": _range(1),
+    "sleep.lora.dropout": _range(0, 1, high_open=True),
+    "sleep.train.learning_rate": _range(0, 1, low_open=True),
+    "sleep.train.epochs": _range(1),
+    "sleep.train.batch_size": _range(1),
+    "sleep.train.max_seq_len": _range(16),
+    "sleep.train.grad_clip": _range(0),
+    "discord.rate_limit_messages": _range(1),
+    "discord.rate_limit_seconds": _range(0, low_open=True),
+    "discord.edit_interval": _range(0, low_open=True),
+    "discord.refused_seconds": _range(0),
+    "discord.confirm_seconds": _range(0, low_open=True),
+    "discord.interaction_seconds": _range(0, low_open=True),
+}
+
+
+def _type_problem(value: Any, default: Any) -> str | None:
+    """Whether ``value`` has the type of the field's default (bool is not an int here)."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be true or false"
+    if isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "must be a whole number"
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number"
+        return None if math.isfinite(value) else "must be a finite number"
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "must be text"
+    if isinstance(default, list):  # the Discord id lists
+        ok = isinstance(value, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        return None if ok else "must be a list of ids (whole numbers)"
+    return None
+
+
+def first_problem(cfg: Config) -> tuple[str, str, Any] | None:
+    """The first setting with a bad type or value, as (dotted name, what is wrong, value),
+    or None when every setting is fine."""
+    def walk(obj: Any, defaults: Any, prefix: str):
+        for f in dataclasses.fields(obj):
+            value, default = getattr(obj, f.name), getattr(defaults, f.name)
+            dotted = f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(value):
+                yield from walk(value, default, f"{dotted}.")
+                continue
+            yield dotted, value, default
+
+    for dotted, value, default in walk(cfg, Config(), ""):
+        if dotted == "sleep.lora.keys":
+            ok = value is None or (isinstance(value, list) and value
+                                   and all(isinstance(k, str) and k for k in value))
+            problem = None if ok else "must be a list of module names"
+        else:
+            problem = _type_problem(value, default)
+        if problem is None and dotted in _RULES:
+            problem = _RULES[dotted](value)
+        if problem is not None:
+            return dotted, problem, value
+    return None
+
+
+def _origin(dotted: str, env: dict[str, str], file_values: dict[str, Any], path: Path) -> str:
+    """Where the value of ``dotted`` came from, for the error message."""
+    for var, (name, _) in _ENV.items():
+        if name == dotted and env.get(var, "") != "":
+            return f"{var}={env[var]!r}"
+    node: Any = file_values
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "setting"
+        node = node[part]
+    return str(path)
