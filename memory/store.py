@@ -569,6 +569,15 @@ class Store:
             f"DELETE FROM replay_items WHERE user_id = ? AND id IN ({_placeholders(len(ids))})",
             (user_id, *ids))
 
+    async def retire_replay(self, user_id: str, ids: Iterable[int]) -> int:
+        """Delete replay items of ``user_id`` that a newer fact replaced; return how many."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        return await self._write(
+            f"DELETE FROM replay_items WHERE user_id = ? AND id IN ({_placeholders(len(ids))})",
+            (user_id, *ids))
+
     async def replay_items(self, user_id: str) -> list[ReplayItem]:
         rows = await self._fetchall(
             "SELECT * FROM replay_items WHERE user_id = ? ORDER BY id", (user_id,)

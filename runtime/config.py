@@ -76,6 +76,9 @@ class SleepConfig:
     phrasings_per_fact: int = 4
     anchor_pairs: int = 0  # general-knowledge rehearsal pairs per cycle (sleep/anchors.py)
     extraction: str = "patterns"  # "patterns", "model" or "both" (see bench memory)
+    # the general path: every sentence that discloses something, whatever its kind, becomes
+    # training pairs (sleep/extraction/statements.py); off leaves the rule layer alone
+    general_extraction: bool = True
     idle_minutes: float = 30.0
     nightly_time: str = "03:30"
     lora: LoRAConfig = field(default_factory=LoRAConfig)

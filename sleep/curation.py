@@ -3,7 +3,11 @@
 * **novelty**: how surprising the user's words are to the user's current weights, from the
   model's own mean per-token loss on them (a model job), squashed to [0, 1];
 * **importance** and **utility**: deterministic scores from :mod:`sleep.importance` (facts,
-  preferences, corrections and named entities high; greetings and filler low).
+  preferences, corrections and named entities high; greetings and filler low); a message with
+  any sentence that discloses something about the user or their world (the general test of
+  :func:`sleep.extraction.statements.judge_disclosure`, which knows no list of fact kinds)
+  counts as important however the rule scores saw it, so real, chatty conversation is kept
+  wherever it tells something, and small talk, questions and reactions are not.
 
 Only exchanges at or above every threshold are kept; the report shows the counts.
 """
@@ -19,9 +23,11 @@ from runtime.config import SleepConfig
 from runtime.generation import turn_prefix
 from runtime.scoring import sequence_scores_steps
 from runtime.thread import ModelContext
+from sleep.extraction.statements import is_disclosure, split_sentences
 from sleep.importance import explain, importance, utility
 from sleep.types import ScoredExchange
 
+DISCLOSURE_SCORE = 0.5  # importance and utility of a message that discloses something
 NOVELTY_SCALE = 3.0  # nats/token; a loss of 3 maps to 1 - 1/e ≈ 0.63
 
 
@@ -46,15 +52,24 @@ def user_text_losses_steps(ctx: ModelContext, user_id: str, checkpoint: Path | N
     return [-s for s in scores]
 
 
+def disclosure(text: str) -> str:
+    """The first sentence of ``text`` that discloses something, or ""."""
+    return next((s for s in split_sentences(text) if is_disclosure(s)), "")
+
+
 def score(exchanges: list[Exchange], losses: list[float], cfg: SleepConfig
           ) -> list[ScoredExchange]:
     """Combine the three scores and apply the thresholds."""
     out = []
     for ex, loss in zip(exchanges, losses, strict=True):
         nov, imp, uti = novelty_from_loss(loss), importance(ex.user_text), utility(ex.user_text)
+        told = disclosure(ex.user_text)
+        if told:
+            imp, uti = max(imp, DISCLOSURE_SCORE), max(uti, DISCLOSURE_SCORE)
         kept = (nov >= cfg.novelty_threshold and imp >= cfg.importance_threshold
                 and uti >= cfg.utility_threshold)
-        reason = explain(ex.user_text) if kept else _why_dropped(nov, imp, uti, cfg)
+        reason = (explain(ex.user_text) if not told else f"discloses: {told[:80]}") if kept \
+            else _why_dropped(nov, imp, uti, cfg)
         out.append(ScoredExchange(ex.id, ex.user_text, nov, imp, uti, kept, reason))
     return out
 

@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -35,11 +36,11 @@ from sleep.anchors import anchor_pairs
 from sleep.extraction import (
     EXTRACTION_PROMPT,
     dedupe_pairs,
-    extract_conversation,
     grounded,
     parse_model_extraction,
     qa_for_facts,
 )
+from sleep.extraction.formation import extract_turns, superseded_answers
 from sleep.training import TrainingDiverged, build_example, train_lora
 from sleep.types import Fact, QAPair, ScoredExchange
 
@@ -189,6 +190,7 @@ class CyclePlan:
     replayed: list[ReplayItem]
     replay_pairs: list[QAPair]
     stages: dict[str, dict] = field(default_factory=dict)
+    retired: list[ReplayItem] = field(default_factory=list)  # replaced by a new statement
 
     def to_dict(self) -> dict:
         """The facts and every training pair (new and replayed) as JSON-ready dicts."""
@@ -198,6 +200,7 @@ class CyclePlan:
                           "novelty": round(s.novelty, 3), "importance": round(s.importance, 3),
                           "utility": round(s.utility, 3)} for s in self.scored],
             "facts": [f.statement for f in self.facts],
+            "retired": [i.answer for i in self.retired],
             "pairs": [{"question": p.question, "answer": p.answer, "kind": p.kind,
                        "source_exchange_ids": list(p.source_exchange_ids)}
                       for p in self.new_pairs + self.replay_pairs],
@@ -228,26 +231,47 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     faults.checkpoint("curation")
     stage("curation", t, exchanges=len(exchanges), kept=len(kept))
 
-    # 2. extraction (deterministic patterns, the model, or both; grounded in the user's words)
+    # 2. extraction: the rules and the general path (any disclosing sentence), optionally the
+    # model too; every answer grounded in the user's words
     t = time.perf_counter()
-    turns = [(s.user_text, [s.exchange_id]) for s in kept]
-    facts = extract_conversation(turns) if cfg.extraction in ("patterns", "both") else []
-    n_pattern, model_proposed = len(facts), 0
+    when = {e.id: datetime.fromtimestamp(e.ts) for e in exchanges}
+    turns = [(s.user_text, [s.exchange_id], when[s.exchange_id]) for s in kept]
+    found = extract_turns(turns, cfg.phrasings_per_fact,
+                          rules=cfg.extraction in ("patterns", "both"),
+                          general=cfg.general_extraction)
+    facts, new_pairs, model_proposed = found.facts, found.pairs, 0
     if cfg.extraction in ("model", "both") and turns:
         model_facts, model_proposed = await runtime.run(
-            _model_extract, user_id, checkpoint, turns, priority=BACKGROUND)
+            _model_extract, user_id, checkpoint, [(x, ids) for x, ids, _ in turns],
+            priority=BACKGROUND)
         known = {(f.subject, f.value.lower()) for f in facts}
-        facts += [f for f in model_facts if (f.subject, f.value.lower()) not in known]
-    new_pairs = qa_for_facts(facts, cfg.phrasings_per_fact)
-    stage("extraction", t, facts=len(facts), pattern_facts=n_pattern,
+        model_facts = [f for f in model_facts if (f.subject, f.value.lower()) not in known]
+        facts += model_facts
+        new_pairs = dedupe_pairs(new_pairs + qa_for_facts(model_facts, cfg.phrasings_per_fact))
+    stage("extraction", t, facts=len(facts), pattern_facts=found.rule_facts,
+          statements=found.statements, superseded=len(found.superseded),
           model_facts_proposed=model_proposed, pairs=len(new_pairs))
 
-    # 3. replay (this user's buffer only)
+    # 3. replay (this user's buffer only), minus what a new statement replaces (a move)
     t = time.perf_counter()
-    replayed = await replay.select_replay(store, user_id, len(new_pairs), cfg.replay_ratio)
+    retired = await _superseded_items(store, user_id, turns) if cfg.general_extraction else []
+    replayed = await replay.select_replay(store, user_id, len(new_pairs), cfg.replay_ratio,
+                                          retired)
     replay_pairs = replay.as_pairs(replayed)
-    stage("replay", t, replayed=len(replay_pairs))
-    return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages)
+    stage("replay", t, replayed=len(replay_pairs), retired=len(retired))
+    return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages,
+                     retired)
+
+
+async def _superseded_items(store: Store, user_id: str, turns: list) -> list[ReplayItem]:
+    """Replay items whose answer a statement of this cycle replaces."""
+    items = await store.replay_items(user_id)
+    if not items or not turns:
+        return []
+    earlier = [(e.user_text, [e.id], datetime.fromtimestamp(e.ts))
+               for e in await store.exchanges(user_id) if e.consolidated_cycle is not None]
+    gone = superseded_answers(earlier, turns)
+    return [i for i in items if gone.covers(i.answer, i.source_exchange_ids)]
 
 
 async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
@@ -343,7 +367,7 @@ async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
     cc.general_scores[checkpoints.weights_key(cc.checkpoint())] = general_post
     await store.mark_consolidated([e.id for e in exchanges], report.cycle_id)
     added = await replay.after_cycle(store, user_id, replayed, new_pairs, cfg.replay_decay,
-                                     report.cycle_id)
+                                     report.cycle_id, plan.retired)
     await store.record_sleep(user_id)
     _stage(report, "fusion", t, progress, version=report.version, replay_added=added)
     report.status, report.reason = "accepted", verdict.reason

@@ -26,9 +26,12 @@ def replay_count(n_new: int, ratio: float, available: int) -> int:
     return min(available, math.ceil(n_new * ratio / (1 - ratio)))
 
 
-async def select_replay(store: Store, user_id: str, n_new: int, ratio: float
-                        ) -> list[ReplayItem]:
-    items = await store.replay_items(user_id)
+async def select_replay(store: Store, user_id: str, n_new: int, ratio: float,
+                        retired: list[ReplayItem] = ()) -> list[ReplayItem]:
+    """The items to replay beside ``n_new`` new pairs; ``retired`` ones (replaced by a newer
+    statement) never come back."""
+    gone = {i.id for i in retired}
+    items = [i for i in await store.replay_items(user_id) if i.id not in gone]
     k = replay_count(n_new, ratio, len(items))
     return spread_over_facts(items, k) if k else []
 
@@ -57,9 +60,13 @@ def as_pairs(items: list[ReplayItem]) -> list[QAPair]:
 
 
 async def after_cycle(store: Store, user_id: str, replayed: list[ReplayItem],
-                      new_pairs: list[QAPair], decay: float, cycle_id: int) -> int:
-    """Decay what was replayed; add this cycle's fact pairs at full priority."""
+                      new_pairs: list[QAPair], decay: float, cycle_id: int,
+                      retired: list[ReplayItem] | None = None) -> int:
+    """Decay what was replayed, drop what a newer statement replaced; add this cycle's fact
+    pairs at full priority."""
     if replayed:
         await store.decay_replay([i.id for i in replayed], decay)
+    if retired:
+        await store.retire_replay(user_id, [i.id for i in retired])
     items = [(p.question, p.answer, list(p.source_exchange_ids)) for p in new_pairs]
     return await store.add_replay_items(user_id, items, 1.0, cycle_id) if items else 0

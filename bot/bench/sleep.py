@@ -155,12 +155,12 @@ def mlx_lm_train(ctx: ModelContext, examples: list, lora: LoRAConfig, train: Tra
 
 def _examples(engine, turns: list[str], n: int) -> list:
     """The cycle's fact pairs as training examples, cycled to ``n`` (one step each)."""
-    from sleep.extraction import dedupe_pairs, extract_conversation, qa_for_facts
+    from sleep.extraction.formation import extract_turns
     from sleep.training import build_example
 
     cfg = engine.cfg
-    facts = extract_conversation([(t, [i]) for i, t in enumerate(turns, 1)])
-    pairs = dedupe_pairs(qa_for_facts(facts, cfg.sleep.phrasings_per_fact))
+    pairs = extract_turns([(t, [i], None) for i, t in enumerate(turns, 1)],
+                          cfg.sleep.phrasings_per_fact).pairs
     if not pairs:
         raise BenchError("the session has no facts to train on: give more --turns")
     tok = engine.runtime.loaded.tokenizer

@@ -4,6 +4,7 @@
     python -m bot bench sleep [--json]                   a whole cycle; our trainer vs mlx-lm's
     python -m bot bench memory [--quick] [--json]        recall after sleep, baselines, retention
     python -m bot bench load [--tiny] [--json]           chat latency while other users sleep
+    python -m bot bench coverage [--realtalk [DIR]]      share of answers in the training data
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--json", action="store_true")
     ld.set_defaults(func=load_main)
 
+    cov = bsub.add_parser("coverage", help="how much of what users said reaches the training "
+                          "data (a dry run: nothing is trained)")
+    cov.add_argument("--facts", type=Path, action="append", default=None,
+                     help="a fact set JSON (repeatable; default: the shipped sets)")
+    cov.add_argument("--realtalk", type=Path, nargs="?", const=Path("data/factsets/realtalk"),
+                     default=None, help="also every set in DIR (built by "
+                     "scripts/realtalk_factsets.py; default data/factsets/realtalk)")
+    cov.add_argument("--json", action="store_true")
+    cov.set_defaults(func=coverage_main)
+
 
 def generate_main(args: argparse.Namespace, cfg: Config) -> int:
     from bot.bench.generate import format_table, run_generate_bench
@@ -131,3 +142,22 @@ def load_main(args: argparse.Namespace, cfg: Config) -> int:
     result = run_load_bench(cfg, opts, tiny=args.tiny)
     print_json(result.to_dict()) if args.json else print(format_result(result))
     return 0 if result.lost == 0 and result.leaks == 0 else 1
+
+
+def coverage_main(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.bench.coverage import (
+        default_paths,
+        factset_paths,
+        format_table,
+        run_coverage_bench,
+    )
+
+    paths = list(args.facts or default_paths())
+    if args.realtalk is not None:
+        if not factset_paths(args.realtalk):
+            raise UserError(f"no fact sets in {args.realtalk}: run "
+                            "python scripts/realtalk_factsets.py first")
+        paths += factset_paths(args.realtalk)
+    result = asyncio.run(run_coverage_bench(cfg, paths))
+    print_json(result) if args.json else print(format_table(result))
+    return 0

@@ -1,0 +1,121 @@
+"""What one cycle learns from a user's turns: the rule layer and the general path, together.
+
+* the **rules** (:mod:`.rules`) are a precise first layer for the fact kinds they know, with
+  relations asked both ways ("Who is Mia?" → "Mia is your sister.");
+* the **general path** (:mod:`.statements`) handles any sentence in which the user discloses
+  something: it is restated in the second person with absolute dates (the answer) and asked
+  about in several ways (the questions). It knows no list of fact kinds, so what a user says
+  reaches the training data whatever it is about.
+
+A statement that a later one in the same cycle corrects ("actually it's Tim", a move) is not
+trained; :func:`superseded_answers` finds the answers of earlier cycles that a new statement
+replaces, so the replay buffer stops bringing them back.
+
+    extracted = extract_turns([(text, [exchange_id], when), ...], phrasings=8)
+    extracted.pairs  # QAPair(question, answer, source_exchange_ids, "fact")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sleep.extraction.grounding import dedupe_pairs
+from sleep.extraction.questions import qa_for_facts
+from sleep.extraction.rules import extract_conversation
+from sleep.extraction.statements import (
+    Statement,
+    former,
+    questions_for,
+    slot,
+    statements_from_turns,
+    supersede,
+)
+from sleep.types import Fact, QAPair
+
+Turn = tuple[str, list[int], datetime | None]  # (user text, exchange ids, when it was said)
+
+
+@dataclass
+class Extracted:
+    facts: list[Fact] = field(default_factory=list)  # rule facts, then general statements
+    pairs: list[QAPair] = field(default_factory=list)
+    rule_facts: int = 0
+    statements: int = 0
+    superseded: list[str] = field(default_factory=list)  # restated statements not trained
+
+
+def statement_fact(st: Statement) -> Fact:
+    """A general statement as a Fact (relation "statement": the sentence is the value)."""
+    return Fact(st.subject, "statement", st.restated, st.restated,
+                list(st.source_exchange_ids), "statement")
+
+
+def extract_turns(turns: list[Turn], phrasings: int, *, rules: bool = True,
+                  general: bool = True, seed: int = 0) -> Extracted:
+    """Facts and training pairs from ``turns`` (rules first, then the general path)."""
+    out = Extracted()
+    rule_facts = extract_conversation([(text, ids) for text, ids, _ in turns]) if rules else []
+    if general:
+        statements = statements_from_turns(turns)
+        gone = [st for st in statements if st.superseded_by is not None]
+        # a change (a move, a new job) keeps the old value as what used to be true; a
+        # correction ("sorry, I meant Noodle") drops it: it was never true
+        current = [st for st in statements if st.superseded_by is None]
+        live = current + [f for st in gone if statements[st.superseded_by].reason != "correction"
+                          and (f := former(st)) is not None]
+        out.superseded = [st.restated for st in gone]
+        # the rules know no corrections: drop their facts whose value only a replaced
+        # statement holds ("My hamster is Dumpling." ... "sorry, I meant Noodle")
+        rule_facts = [f for f in rule_facts if not _only_in(f.value, gone, current)]
+        out.statements = len(live)
+        out.facts += [statement_fact(st) for st in live]
+        out.pairs += [QAPair(q, a, list(st.source_exchange_ids), "fact")
+                      for st in live for q, a in questions_for(st, phrasings, seed)]
+    out.facts = rule_facts + out.facts
+    out.pairs = qa_for_facts(rule_facts, phrasings) + out.pairs
+    out.rule_facts = len(rule_facts)
+    out.pairs = dedupe_pairs(out.pairs)
+    return out
+
+
+def _only_in(value: str, gone: list[Statement], live: list[Statement]) -> bool:
+    low = value.lower()
+    return any(low in st.restated.lower() for st in gone) and not any(
+        low in st.restated.lower() for st in live)
+
+
+@dataclass
+class Replaced:
+    """What earlier statements a new cycle's statements replace."""
+
+    answers: set[str] = field(default_factory=set)  # the replaced statements, restated
+    values: dict[int, set[str]] = field(default_factory=dict)  # exchange id -> old values
+    former: list[Statement] = field(default_factory=list)  # what used to be true, to learn
+
+    def covers(self, answer: str, source_exchange_ids: list[int]) -> bool:
+        """Whether a stored pair (from any layer) states a replaced value: its answer is a
+        replaced statement, or it comes from the same exchange and names the old value."""
+        if answer in self.answers:
+            return True
+        low = answer.lower()
+        return any(v in low for i in source_exchange_ids for v in self.values.get(i, ()))
+
+
+def superseded_answers(earlier: list[Turn], new: list[Turn]) -> Replaced:
+    """The statements of ``earlier`` turns that a statement of ``new`` replaces (same
+    subject and single-valued predicate, another value: a move, a new job)."""
+    out = Replaced()
+    if not earlier or not new:
+        return out
+    old = statements_from_turns(earlier)
+    replaced = supersede(old, statements_from_turns(new))
+    for j in sorted({j for js in replaced.values() for j in js}):
+        out.answers.add(old[j].restated)
+        if (was := former(old[j])) is not None:
+            out.former.append(was)
+        s = slot(old[j])
+        for i in old[j].source_exchange_ids:
+            if s is not None:
+                out.values.setdefault(i, set()).add(s[2])
+    return out

@@ -1,0 +1,149 @@
+"""Memory formation from natural conversation (sleep/extraction/formation.py and the cycle's
+use of it): any disclosing sentence reaches the training data, with absolute dates; corrections
+and moves replace what they correct, in the cycle and in the replay buffer; curation keeps what
+discloses something in chatty text; the dry run shows all of it and changes nothing.
+
+    .venv/bin/python -m pytest -q tests/test_formation.py
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from bot.engine import open_engine
+from bot.wake import ChatService
+from sleep.extraction.formation import extract_turns, superseded_answers
+from sleep.pipeline import plan_cycle, run_cycle
+from tests.conftest import quick_sleep
+
+SENT = datetime(2024, 1, 5, 18, 30)
+
+
+def turns(*texts: str, when: datetime | None = SENT) -> list:
+    return [(t, [n], when) for n, t in enumerate(texts, 1)]
+
+
+def answers_of(extracted) -> list[str]:
+    return [p.answer for p in extracted.pairs]
+
+
+@pytest.mark.parametrize("text, values", [
+    ("I keep a tortoise called Admiral Pebbles in my garden in Ghent.",
+     ["Admiral Pebbles", "tortoise", "Ghent"]),
+    ("my brother Tomas just started as a sous-chef at a bistro in Lyon",
+     ["Tomas", "sous-chef", "Lyon"]),
+    ("We're saving up for a canal boat, we want to call it the Heron.", ["canal boat", "Heron"]),
+    ("I've been collecting vintage fountain pens for about 12 years.",
+     ["fountain pens", "12 years"]),
+    ("Honestly I'm terrified of deep water since I nearly drowned as a kid.", ["deep water"]),
+])
+def test_any_disclosing_sentence_reaches_the_training_data(text, values):
+    got = extract_turns(turns(text), phrasings=6)
+    assert len({p.question for p in got.pairs}) >= 3
+    joined = " ".join(answers_of(got))
+    for value in values:
+        assert value in joined, value
+    assert all(" my " not in f" {a} " and not a.startswith(("I ", "My ")) for a in
+               answers_of(got) if got.statements)
+
+
+def test_small_talk_and_questions_to_the_bot_are_not_facts():
+    got = extract_turns(turns("hey how are you?", "lol thanks, that's so funny",
+                              "Can you recommend a good film?", "good night!"), phrasings=6)
+    assert got.pairs == [] and got.facts == []
+
+
+def test_relative_times_become_dates():
+    got = extract_turns(turns("I adopted a kitten yesterday."), phrasings=6)
+    assert any("January 4, 2024" in a for a in answers_of(got))
+    assert any(p.question.startswith("When ") for p in got.pairs)
+
+
+def test_a_correction_in_the_same_cycle_replaces_what_it_corrects():
+    got = extract_turns(turns("My hamster is called Dumpling.", "sorry, I meant Noodle"),
+                        phrasings=6)
+    joined = " ".join(answers_of(got))
+    assert "Noodle" in joined and "Dumpling" not in joined
+    assert any("Dumpling" in s for s in got.superseded)
+
+
+def test_a_move_supersedes_the_earlier_home():
+    gone = superseded_answers(turns("I live in Porto."),
+                              turns("We moved to Valencia last month."))
+    assert any("Porto" in a for a in gone.answers)
+    assert gone.covers("You live in Porto.", [1]) and not gone.covers("You like jazz.", [1])
+    assert superseded_answers(turns("I live in Porto."), turns("My cat is grey.")).answers == set()
+
+
+def test_the_same_kind_of_fact_about_different_things_gets_different_questions():
+    got = extract_turns(turns("My dog is called Fennel.", "My cat is called Saffron."),
+                        phrasings=6)
+    by_answer: dict[str, set[str]] = {}
+    for p in got.pairs:
+        by_answer.setdefault(p.answer, set()).add(p.question)
+    dog = {q for a, qs in by_answer.items() if "Fennel" in a for q in qs}
+    cat = {q for a, qs in by_answer.items() if "Saffron" in a for q in qs}
+    assert dog and cat and not (dog & cat)
+
+
+@pytest.mark.asyncio
+async def test_curation_keeps_chatty_disclosures_and_drops_small_talk(tiny_config):
+    said = ["lol ok", "ugh work was long today, im a radiographer so shifts r normal",
+            "what do you think about cats?", "thanks!!",
+            "my nan turned 90 on sunday, we had cake at her flat in Leith"]
+    async with open_engine(tiny_config) as engine:
+        chat = ChatService(engine)
+        for text in said:
+            await chat.save("una", text, "Oh!")
+        plan = await plan_cycle(engine.cycle_context("una"))
+    kept = [s.user_text for s in plan.scored if s.kept]
+    assert kept == [said[1], said[4]]
+    joined = " ".join(p.answer for p in plan.new_pairs)
+    assert "radiographer" in joined and "Leith" in joined
+
+
+@pytest.mark.asyncio
+async def test_a_later_cycle_retires_the_replaced_fact_from_replay(tiny_config):
+    cfg = quick_sleep(tiny_config)
+    async with open_engine(cfg) as engine:
+        chat = ChatService(engine)
+        await chat.save("vic", "I live in Porto with my partner Joana.", "Nice.")
+        first = await run_cycle(engine.cycle_context("vic"))
+        assert first.status == "accepted", first.reason
+        assert any("Porto" in i.answer for i in await engine.store.replay_items("vic"))
+        await chat.save("vic", "Big news: we moved to Valencia last week!", "Wow.")
+        plan = await plan_cycle(engine.cycle_context("vic"))
+        assert plan.retired and all("Porto" in i.answer for i in plan.retired)
+        assert not any("Porto" in p.answer for p in plan.replay_pairs)
+        second = await run_cycle(engine.cycle_context("vic"))
+        assert second.status == "accepted", second.reason
+        left = [i.answer for i in await engine.store.replay_items("vic")]
+    assert any("Valencia" in a for a in left) and not any("live in Porto" in a for a in left)
+
+
+def test_dry_run_shows_every_pair_and_changes_nothing(tiny_config, tiny_model_dir, cli):
+    data = tiny_config.data_dir
+    args = dict(data_dir=data, model=tiny_model_dir)
+    talk = tiny_config.data_dir.parent / "talk.jsonl"
+    talk.write_text("\n".join(json.dumps(m) for m in [
+        {"role": "user", "content": "I keep a tortoise called Admiral Pebbles in Ghent."},
+        {"role": "assistant", "content": "Lovely."},
+        {"role": "user", "content": "hi!"}, {"role": "assistant", "content": "Hello."}]))
+    assert cli("ingest", "--user", "wim", str(talk), **args).returncode == 0
+    before = cli("status", "--user", "wim", "--json", **args)
+    out = cli("sleep", "--user", "wim", "--dry-run", "--json", **args)
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    assert plan["dry_run"] is True and plan["exchanges"] == 2
+    assert any("Admiral Pebbles" in f for f in plan["facts"])
+    assert plan["pairs"] and all(set(p) == {"question", "answer", "kind", "source_exchange_ids"}
+                                 for p in plan["pairs"])
+    assert all(p["source_exchange_ids"] == [1] for p in plan["pairs"])
+    after = cli("status", "--user", "wim", "--json", **args)
+    assert json.loads(after.stdout)["users"] == json.loads(before.stdout)["users"]
+    assert json.loads(after.stdout)["queue"] == []
+    text = cli("sleep", "--user", "wim", "--dry-run", **args)
+    assert "nothing changed" in text.stdout and "dropped exchange 2" in text.stdout

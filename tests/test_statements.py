@@ -1,0 +1,427 @@
+"""The general statement path (sleep/statements.py): no model, invented sentences only.
+
+None of these sentences comes from the shipped fact sets or the evaluation data: they are
+written to cover kinds of disclosure (pets, jobs, relatives, places, plans, dates, numbers,
+hobbies, fears, collections, routines) and messy chat, not to tune the rules to a test.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import datetime
+
+import pytest
+
+from sleep.extraction.statements import (
+    USER,
+    Statement,
+    is_disclosure,
+    judge_disclosure,
+    questions_for,
+    resolve_times,
+    split_sentences,
+    statements_from_turns,
+    supersede,
+    to_second_person,
+)
+
+WHEN = datetime(2023, 6, 14, 18, 30)  # a Wednesday
+
+
+def stmts(*turns: str, when: datetime | None = WHEN) -> list[Statement]:
+    return statements_from_turns([(t, [i + 1], when) for i, t in enumerate(turns)])
+
+
+def one(text: str, when: datetime | None = WHEN) -> Statement:
+    out = stmts(text, when=when)
+    assert len(out) == 1, [s.restated for s in out]
+    return out[0]
+
+
+def questions(text: str, n: int = 60) -> list[str]:
+    return [q for q, _ in questions_for(one(text), n)]
+
+
+# --------------------------------------------------------------------------------------------
+# Sentences
+# --------------------------------------------------------------------------------------------
+
+
+def test_split_sentences_on_messy_chat():
+    assert split_sentences("hey!! so i have a cat named sprout my sister has a dog 🐶 his name "
+                           "is rex lol") == [
+        "hey!!", "so i have a cat named sprout", "my sister has a dog", "his name is rex"]
+    assert split_sentences("I live in Ghent and I work as a nurse\nI love bouldering, I go "
+                           "every weekend.") == [
+        "I live in Ghent", "I work as a nurse", "I love bouldering", "I go every weekend."]
+    assert split_sentences("omg 😂 i finally passed my driving test haha my instructor was so "
+                           "relieved") == [
+        "omg", "i finally passed my driving test", "my instructor was so relieved"]
+    assert split_sentences("i like pizza and i hate olives and i love my job") == [
+        "i like pizza", "i hate olives", "i love my job"]
+
+
+def test_split_sentences_keeps_one_sentence_together():
+    assert split_sentences("When I was ten, I lived in Cairo. Dr. Smith is my dentist!!! It's "
+                           "3.5 km from St. Louis") == [
+        "When I was ten, I lived in Cairo.", "Dr. Smith is my dentist!!!",
+        "It's 3.5 km from St. Louis"]
+    assert split_sentences("My wife and I moved here in 2019") == [
+        "My wife and I moved here in 2019"]
+    assert split_sentences("every sunday i bake bread for my neighbours") == [
+        "every sunday i bake bread for my neighbours"]
+    assert split_sentences("I have a dog, do you like dogs?") == [
+        "I have a dog", "do you like dogs?"]
+
+
+@pytest.mark.parametrize("text", [
+    "hey how are you", "thanks!", "lol same", "good night", "hi there", "that sounds great",
+    "wow nice", "haha that's hilarious", "ok cool", "you're so funny", "I love that!",
+    "I think you're right", "I have a question for you", "tell me a joke",
+    "what do you think about dogs", "what's your favourite movie?", "do you have any hobbies",
+    "can you help me write an email", "please summarize this article", "sounds good to me",
+    "nice to meet you", "I'm good thanks, you?", "see you tomorrow", "I don't know",
+    "hmm not sure", "it was a long day", "the weather is nice today", "brb", "omg 😂😂",
+    "are you an AI?", "how old are you", "I was just wondering", "I agree with you",
+    "I'm going to bed, good night", "remind me to call mom",
+])
+def test_small_talk_questions_and_reactions_are_not_facts(text):
+    assert not is_disclosure(text), judge_disclosure(text)
+    assert stmts(text) == []
+
+
+@pytest.mark.parametrize("text", [
+    "I have a gecko named Zorro", "my sister works as a radiographer", "I'm scared of heights",
+    "We're going to Hanoi next spring", "I'd love to learn the harp", "I'm so tired today",
+    "love bouldering", "just got a new puppy", "My friend Oskar lives in Utrecht",
+    "Oskar's wife is Marit", "I collect old maps", "my daughter turned 7 yesterday",
+    "I don't eat meat", "I'm Priya", "i run 5k every morning",
+])
+def test_disclosures_are_kept(text):
+    assert is_disclosure(text), judge_disclosure(text)
+
+
+def test_disclosure_reasons():
+    assert judge_disclosure("thanks!") == (False, "small talk")
+    assert judge_disclosure("where do you live") == (False, "question")
+    assert judge_disclosure("tell me about Rome") == (False, "request")
+    assert judge_disclosure("I love it") == (False, "small talk")
+    assert judge_disclosure("I'm glad you liked it") == (False, "about the conversation")
+    assert judge_disclosure("I guess she just forgot") == (False, "opinion about the conversation")
+    assert judge_disclosure("I think my sister would love that")[0]
+    assert judge_disclosure("Oskar's wife is Marit") == (True, "named person")
+    assert judge_disclosure("love bouldering") == (True, "first person (subject dropped)")
+
+
+# --------------------------------------------------------------------------------------------
+# Restating
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("I'm from Leeds", "You're from Leeds."),
+    ("i live in ghent", "You live in ghent."),
+    ("My wife and I moved here", "Your wife and you moved here."),
+    ("I was born in 1990 and I am 34", "You were born in 1990 and you are 34."),
+    ("I really was tired", "You really were tired."),
+    ("I’ve got a dog!!", "You've got a dog."),
+    ("me and my brother built it ourselves", "You and your brother built it yourselves."),
+    ("we're getting married", "You're getting married."),
+    ("That bike is mine", "That bike is yours."),
+    ("I told you my sister is a nurse", "You told me your sister is a nurse."),
+    ("Oskar’s wife is Marit", "Oskar's wife is Marit."),
+    ("I'll be in Oslo, I'd love to see the fjords", "You'll be in Oslo, you'd love to see the "
+     "fjords."),
+])
+def test_to_second_person(text, expected):
+    assert to_second_person(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("I adopted a cat yesterday", "I adopted a cat on June 13, 2023"),
+    ("I'm seeing her today", "I'm seeing her on June 14, 2023"),
+    ("we cook tonight", "we cook on the night of June 14, 2023"),
+    ("I saw him last Friday", "I saw him on Friday, June 9, 2023"),
+    ("I start next month", "I start in July 2023"),
+    ("we're moving this weekend", "we're moving on the weekend of June 17, 2023"),
+    ("we met two days ago", "we met on June 12, 2023"),
+    ("I fly out in 3 weeks", "I fly out in the week of July 3, 2023"),
+    ("my exam is tomorrow", "my exam is on June 15, 2023"),
+    ("I went to Sardinia last summer", "I went to Sardinia in the summer of 2022"),
+    ("I moved here 4 years ago", "I moved here in 2019"),
+    ("the interview is next Monday", "the interview is on Monday, June 19, 2023"),
+    ("I've been vegan since last year", "I've been vegan since 2022"),
+    ("I left a few days ago", "I left a few days before June 14, 2023"),
+    ("I got married in 2012", "I got married in 2012"),
+])
+def test_resolve_times(text, expected):
+    assert resolve_times(text, WHEN) == expected
+
+
+def test_resolve_times_without_a_date_changes_nothing():
+    assert resolve_times("I adopted a cat yesterday", None) == "I adopted a cat yesterday"
+
+
+# --------------------------------------------------------------------------------------------
+# Statements over turns
+# --------------------------------------------------------------------------------------------
+
+
+def test_statement_fields():
+    st = one("so my tortoise Humphrey turned 42 yesterday lol")
+    assert st.text == "so my tortoise Humphrey turned 42 yesterday"
+    assert st.restated == "Your tortoise Humphrey turned 42 on June 13, 2023."
+    assert st.first_person == "My tortoise Humphrey turned 42 on June 13, 2023"
+    assert st.subject == "Humphrey"
+    assert st.source_exchange_ids == [1]
+    assert {"Humphrey", "tortoise", "42"} <= set(st.topics)
+    types = {s.type for s in st.spans}
+    assert {"name", "number", "date"} <= types
+    assert any(s.text == "on June 13, 2023" and s.type == "date" for s in st.spans)
+
+
+def test_pronouns_are_carried_to_the_next_message():
+    a, b = stmts("I have a dog", "his name is Rex")
+    assert b.restated == "Your dog's name is Rex."
+    assert "What is my dog's name?" in [q for q, _ in questions_for(b, 40)]
+    x, y, z = stmts("My friend Tobias is a carpenter", "He lives in Tromsø", "his wife is Astrid")
+    assert (x.subject, y.subject, z.subject) == ("Tobias", "Tobias", "Tobias")
+    assert y.restated == "Your friend Tobias lives in Tromsø."
+    assert z.restated == "Your friend Tobias's wife is Astrid."
+    p, q = stmts("I have a dog.", "It's called Juniper")
+    assert q.restated == "Your dog is called Juniper."
+    assert [s.restated for s in stmts("heyyy 🐶 sooo i just got a puppy!! her name is Marzipan "
+                                      "shes a golden retriever lol")] == [
+        "You just got a puppy.", "Your puppy's name is Marzipan.",
+        "Your puppy is a golden retriever."]
+
+
+def test_a_pronoun_without_a_fitting_referent_is_left_alone():
+    assert [s.restated for s in stmts("I went to the beach", "It was fun")] == [
+        "You went to the beach."]
+
+
+def test_subject_dropped_in_chat():
+    assert one("love bouldering").restated == "You love bouldering."
+    assert stmts("we're moving to Lisbon soon!!! so excited")[-1].restated == "You're excited."
+
+
+def test_corrections_supersede_the_old_statement():
+    old, new = stmts("My hamster is called Dumpling", "sorry, I meant Noodle")
+    assert new.restated == "Your hamster is called Noodle."
+    assert (old.superseded_by, new.supersedes) == (1, [0])
+    old, new = stmts("I have a cat named Tom", "actually it's Tim")
+    assert new.restated == "You have a cat named Tim."
+    assert old.superseded_by == 1
+    old, new = stmts("I play the cello", "no wait, I meant the viola")
+    assert new.restated == "You play the viola." and old.superseded_by == 1
+    old, new = stmts("I'm a teacher", "actually I'm a headteacher now")
+    assert old.superseded_by == 1
+
+
+def test_moving_supersedes_where_you_live():
+    old, new = stmts("I live in Porto", "we moved to Valencia last month")
+    assert new.restated == "You moved to Valencia in May 2023."
+    assert old.superseded_by == 1 and new.supersedes == [0]
+
+
+def test_different_facts_do_not_supersede():
+    out = stmts("I have a dachshund named Rex", "I also have a cat called Sprocket",
+                "I play the oboe", "I play tennis", "My sister lives in Leeds", "I live in York")
+    assert all(s.superseded_by is None for s in out)
+
+
+def test_supersede_function():
+    old = stmts("I'm a nurse", "My favourite colour is green", "I live in Ghent")
+    new = stmts("I'm a baker", "My favourite colour is green", "I live in Bruges",
+                "My brother lives in Ghent")
+    assert supersede(old, new) == {0: [0], 2: [2]}
+
+
+# --------------------------------------------------------------------------------------------
+# Questions
+# --------------------------------------------------------------------------------------------
+
+
+def test_span_questions():
+    qs = questions("I live in Ghent")
+    assert qs[0] == "Where do I live?"
+    assert "What do you know about Ghent?" in qs
+    qs = questions("My tortoise is called Admiral Pebbles")
+    assert qs[0] == "What is my tortoise called?"
+    assert {"What is the name of my tortoise?", "What is my tortoise's name?",
+            "Who is Admiral Pebbles?", "What do you know about my tortoise?"} <= set(qs)
+    assert "What am I allergic to?" in questions("I'm allergic to latex")
+    assert "Where am I from?" in questions("I'm from Accra originally")
+    assert "How many kids do I have?" in questions("I have three kids")
+    assert "How old am I?" in questions("I'm 34 years old")
+    assert "Who did I get engaged to?" in questions("I got engaged to Tomás two days ago!!")
+    assert "What do I want to learn?" in questions("I want to learn Japanese")
+    assert "What do I want to do?" in questions("I want to learn Japanese")
+    assert "Why am I learning Korean?" in questions(
+        "I'm learning Korean because my girlfriend is from Busan")
+    assert "Where does my girlfriend come from?" in questions(
+        "I'm learning Korean because my girlfriend is from Busan")
+    assert "How long have I been vegan?" in questions("I've been vegan for 5 years")
+    assert "How often do I go running?" in questions("i go running every morning before work")
+    assert "What do I do every morning?" in questions("i go running every morning before work")
+
+
+def test_category_questions_from_the_hypernym_lexicon():
+    qs = questions("I'm a nurse")
+    assert {"What is my job?", "What do I do for work?"} <= set(qs)
+    qs = questions("I have a dachshund")
+    assert {"What pet do I have?", "What kind of dog do I have?"} <= set(qs)
+    assert "What instrument do I play?" in questions("I play the oboe")
+    assert "What language am I learning?" in questions("I'm learning Norwegian")
+    assert "What food am I allergic to?" in questions("I'm allergic to hazelnuts")
+    assert "What kind of car does my husband drive?" in questions("My husband drives a blue Volvo")
+    assert "What is my hobby?" in questions("I collect fountain pens")
+    assert "How many siblings do I have?" in questions("I have two sisters")
+    assert "What scares me?" in questions("I'm terrified of deep water")
+    assert "What is my field of study?" in questions("i'm studying marine biology at uni")
+
+
+def test_questions_carry_the_distinguishing_context():
+    mine = set(questions("I'm a nurse"))
+    sisters = set(questions("My sister is a lawyer"))
+    assert "What is my job?" in mine and "What is my job?" not in sisters
+    assert "What is my sister's job?" in sisters and "What is my sister's job?" not in mine
+    dog = set(questions("I have a dachshund named Rex"))
+    cat = set(questions("I also have a cat called Sprocket"))
+    assert "What is my dog's name?" in dog and "What is my cat's name?" in cat
+    assert not {q for q in dog & cat if "name" in q or "called" in q}
+    assert "What do I have?" not in dog | cat  # too vague: it fits every possession
+
+
+def test_when_questions_for_dated_statements():
+    pairs = questions_for(one("I adopted a kitten yesterday"), 40)
+    qs = [q for q, _ in pairs]
+    assert "When did I adopt a kitten?" in qs
+    assert "What did I do on June 13, 2023?" in qs
+    assert all(a == "You adopted a kitten on June 13, 2023." for _, a in pairs)
+    assert "When was I born?" in questions("I was born on March 3, 1988 in Porto")
+    assert "What year was I born?" in questions("I was born in 1988")
+
+
+def test_questions_are_deterministic_and_bounded():
+    st = one("I play the cello in a small orchestra on Thursdays")
+    assert questions_for(st, 5, seed=3) == questions_for(st, 5, seed=3)
+    assert len(questions_for(st, 5, seed=3)) == 5
+    firsts = {tuple(q for q, _ in questions_for(st, 6, seed=s)) for s in range(6)}
+    assert len(firsts) > 1  # the seed changes which phrasings are picked
+    assert all(a == st.restated for _, a in questions_for(st, 50))
+    assert len({q for q, _ in questions_for(st, 50)}) == len(questions_for(st, 50))
+
+
+def test_a_hand_made_statement_gets_questions():
+    st = Statement(text="I keep bees in my garden", restated="You keep bees in your garden.")
+    qs = [q for q, _ in questions_for(st, 20)]
+    assert "What do I keep in my garden?" in qs
+
+
+# --------------------------------------------------------------------------------------------
+# Every kind of disclosure: nothing lost, enough phrasings, second person
+# --------------------------------------------------------------------------------------------
+
+DISCLOSURES = [
+    "My tortoise Humphrey is 42 years old and loves strawberries",
+    "I'm a dental hygienist in Bristol",
+    "my brother Kofi works as an electrician in Accra",
+    "My mom is a retired pharmacist",
+    "I have three cats named Quark, Byte and Widget",
+    "I'm learning Korean because my girlfriend is from Busan",
+    "I've lived in Montreal since 2016",
+    "We're planning a trip to Patagonia in 2025",
+    "I'm terrified of deep water",
+    "I collect fountain pens",
+    "every sunday i bake sourdough bread for my neighbours",
+    "i ride my bike to work every day",
+    "My daughter Aiko started kindergarten in September",
+    "I broke my wrist skiing in February",
+    "my favorite band is Khruangbin",
+    "I'm allergic to latex",
+    "honestly I hate mornings lol",
+    "I got engaged to Tomás in April!!",
+    "My husband drives a blue Volvo",
+    "I volunteer at an animal shelter on weekends",
+    "I'd love to visit Iceland someday",
+    "I used to play rugby at university",
+    "My grandfather was a fisherman in Galway",
+    "I speak Spanish, French and a bit of Arabic",
+    "my best friend Leila just moved to Nairobi",
+    "I run a small bakery called Flour & Fig",
+    "I sleep about six hours a night",
+    "I was born on March 3, 1988 in Porto",
+    "i dont eat meat",
+    "My rent is 1200 euros a month",
+    "I'm a huge fan of Studio Ghibli films",
+    "I have a twin sister called Yara",
+    "we adopted a rescue greyhound named Pudding",
+    "I want to run a marathon before I turn 40",
+    "My cat hates the vacuum cleaner",
+    "I've never been to Asia",
+    "i'm studying marine biology at the university of Plymouth",
+    "I meditate for 20 minutes every evening",
+    "my son Emeka plays the trumpet in the school band",
+    "I keep 14 chickens in my backyard",
+    "My partner is a software engineer at Spotify",
+    "I'm saving up for a trip to Peru",
+]
+_STOP = frozenset(
+    "i me my mine myself we us our you your a an the and or but so of to in on at for with "
+    "from by about is am are was were be been being have has had do does did don't dont i'm "
+    "i've i'd im we're we've it it's its this that these those very really just also honestly "
+    "lol some up out into than then there their they them he she his her him not no".split()
+)
+
+
+def _content(text: str) -> set[str]:
+    words = re.findall(r"[^\W_]+(?:['’][^\W_]+)?", text.lower())
+    return {w for w in words if w not in _STOP and len(w) > 1}
+
+
+@pytest.mark.parametrize("text", DISCLOSURES)
+def test_every_disclosure_keeps_its_content_and_gets_three_questions(text):
+    out = stmts(text)
+    assert out, judge_disclosure(text)
+    answers = " ".join(a.lower() for s in out for _, a in questions_for(s, 12))
+    missing = {w for w in _content(text) if w not in answers}
+    assert not missing, (missing, [s.restated for s in out])
+    for s in out:
+        qs = [q for q, _ in questions_for(s, 12)]
+        assert len(set(qs)) >= 3, qs
+        assert not re.search(r"\b(?:I|me|my|mine|myself|we|us|our|ours)\b|\bI'", s.restated), \
+            s.restated
+        assert s.subject == USER or s.subject[0].isupper()
+
+
+def test_messy_chat_end_to_end():
+    out = stmts("hey whats up", "nm just got home from work lol",
+                "ugh. im a radiographer so long shifts r normal",
+                "btw my daughter turned 7 yesterday 🎉", "i live in paris",
+                "actually I live in Lyon now")
+    restated = [s.restated for s in out if s.superseded_by is None]
+    assert "Your daughter turned 7 on June 13, 2023." in restated
+    assert "You live in Lyon now." in restated
+    assert "You live in paris." not in restated
+    para = next(s for s in out if "radiographer" in s.restated)
+    assert "What is my job?" in [q for q, _ in questions_for(para, 20)]
+    daughter = next(s for s in out if "daughter" in s.restated)
+    qs = [q for q, _ in questions_for(daughter, 30)]
+    assert {"How old is my daughter?", "When did my daughter turn 7?"} <= set(qs)
+
+
+def test_no_crash_on_random_text():
+    words = ("I i my me we our you he she it they his her its the a an and but so because "
+             "when in on at to from with of for sister dog named called Rex is am are was "
+             "have has do don't can't I'm I've 's yesterday last next Friday week 3 two 2019 "
+             "love work live moved play nurse Ghent lol 🐶 ! ? . , ( ) - — ’ \" : ; & $5 10km "
+             "7am very not never every weekend").split()
+    rng = random.Random(7)
+    for i in range(300):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 20)))
+        for st in stmts(text):
+            pairs = questions_for(st, 8, seed=i)
+            assert all(a == st.restated for _, a in pairs)
