@@ -3,11 +3,17 @@
 The log is the durable record of what a user said: every append is flushed and fsync'd
 before it returns. Reading tolerates damage (a torn last line after a crash, bad bytes):
 unreadable lines are skipped with a warning and the rest survive.
+
+Several processes may append to one log (a chat, and crash recovery in another process
+re-appending what SQLite has and the log lacks): appends hold an exclusive ``flock`` on the
+file, and a record whose ``id`` is already at the end of the log is not written again, so
+each exchange is logged exactly once whichever process gets there first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -62,48 +68,81 @@ def parse_records(data: bytes, path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _tail_has_id(f, size: int, record_id: int) -> bool:
+    """Whether a record with ``record_id`` is at the end of the open log: lines are read
+    backwards until one with a smaller id (ids only grow along a log)."""
+    pos, carry = size, b""
+    while pos > 0:
+        step = min(1 << 16, pos)
+        pos -= step
+        f.seek(pos)
+        lines = (f.read(step) + carry).split(b"\n")
+        carry = lines.pop(0) if pos > 0 else b""  # maybe half a line: joined to the next read
+        for raw in reversed(lines):
+            try:
+                rid = json.loads(raw.decode("utf-8")).get("id")
+            except (ValueError, AttributeError):  # torn, undecodable or not an object
+                continue
+            if rid == record_id:
+                return True
+            if isinstance(rid, int) and rid < record_id:
+                return False
+    return False
+
+
 class ConversationLog:
     """An append-only JSONL file of conversation records for one user."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = asyncio.Lock()
-        # False until we know the file ends with a newline (a crash may leave a torn line).
-        self._tail_ok = False
 
-    async def append(self, record: dict[str, Any]) -> None:
-        """Append ``record`` as one line; it is on disk (fsync'd) when this returns."""
+    async def append(self, record: dict[str, Any]) -> bool:
+        """Append ``record`` as one line; it is on disk (fsync'd) when this returns. Returns
+        False when a record with the same ``id`` was already there (another process logged it
+        first): nothing is written then."""
         # Encode first so a bad record fails before any byte is written.
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        record_id = record.get("id") if isinstance(record.get("id"), int) else None
         async with self._lock:
             try:
-                await self._append_bytes(data)
+                return await asyncio.get_running_loop().run_in_executor(
+                    None, self._append_locked, data, record_id)
             except OSError as exc:
-                self._tail_ok = False
                 raise _write_error(self.path, exc) from exc
 
-    async def _append_bytes(self, data: bytes) -> None:
+    def _open_locked(self, mode: str):
+        """The log opened and flock'ed; reopened if a rewrite replaced the file meanwhile."""
+        while True:
+            f = open(self.path, mode)
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                if os.fstat(f.fileno()).st_ino == os.stat(self.path).st_ino:
+                    return f
+            except FileNotFoundError:  # replaced and not yet there: open again
+                pass
+            except BaseException:
+                f.close()
+                raise
+            f.close()
+
+    def _append_locked(self, data: bytes, record_id: int | None) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
-        if not self._tail_ok:
-            data = await self._tail_separator() + data
-        loop = asyncio.get_running_loop()
-        async with aiofiles.open(self.path, "ab") as f:
-            await f.write(data)
-            await f.flush()
-            await loop.run_in_executor(None, os.fsync, f.fileno())
+        with self._open_locked("a+b") as f:  # closing the file releases the flock
+            size = os.fstat(f.fileno()).st_size
+            if record_id is not None and size and _tail_has_id(f, size, record_id):
+                return False
+            if size:  # a crash may have left a torn last line: start on a line of our own
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    data = b"\n" + data
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         if created:
-            await loop.run_in_executor(None, fsync_path, self.path.parent)
-        self._tail_ok = True
-
-    async def _tail_separator(self) -> bytes:
-        """A newline if the file ends mid-line, so the next record starts on its own line."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return b""
-        async with aiofiles.open(self.path, "rb") as f:
-            await f.seek(-1, os.SEEK_END)
-            last = await f.read(1)
-        return b"" if last == b"\n" else b"\n"
+            fsync_path(self.path.parent)
+        return True
 
     def read(self) -> list[dict[str, Any]]:
         """All readable records, in order (an absent file reads as empty)."""
@@ -144,21 +183,23 @@ class ConversationLog:
                 await loop.run_in_executor(None, self._replace_with, kept)
             except OSError as exc:
                 raise _write_error(self.path, exc) from exc
-            self._tail_ok = True
             return removed
 
     def _replace_with(self, records: list[dict[str, Any]]) -> None:
-        fd, tmp_name = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for record in records:
-                    f.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        # Hold the old file's flock: an append in another process waits, then sees the new
+        # file (its inode changed) and appends there.
+        with self._open_locked("rb"):
+            fd, tmp_name = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    for record in records:
+                        f.write((json.dumps(record, ensure_ascii=False) + "\n").encode())
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp_name, self.path)
+            except BaseException:
+                Path(tmp_name).unlink(missing_ok=True)
+                raise
         fsync_path(self.path.parent)
