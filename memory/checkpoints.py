@@ -6,9 +6,16 @@ Layout under a user's ``checkpoints/`` folder::
     v0001/config.json         the resolved sleep config and cycle report that made it
     v0001/manifest.json       written last: a version folder without it is incomplete
     CURRENT                   the accepted version's name, switched with os.replace
+    damaged/v0002-<time>/     a version set aside because it failed its sha256 check
 
 Promotion is atomic: everything is written to a temporary folder, fsynced, the manifest is
 written last, the folder is renamed into place, and only then is ``CURRENT`` switched.
+
+Loading verifies: a delta must match the size and sha256 its manifest recorded (checked once
+per file version, remembered by size and mtime, so chat stays fast). :func:`choose_checkpoint`
+says which weights a user should answer with when ``CURRENT`` is missing, junk, points
+nowhere or at a damaged version: the registered one, else the newest intact registered one,
+else the base model, and what was wrong, in words.
 """
 
 from __future__ import annotations
@@ -17,10 +24,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import mlx.core as mx
 
@@ -31,6 +42,8 @@ log = logging.getLogger(__name__)
 DELTA = "delta.safetensors"
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
+DAMAGED = "damaged"  # versions that failed verification are moved here, not deleted
+_VERSION_NAME = re.compile(r"v(\d{4,})")
 
 
 class CheckpointError(RuntimeError):
@@ -96,18 +109,57 @@ def is_complete(path: Path) -> bool:
 
 def read_manifest(path: Path) -> dict:
     try:
-        return json.loads((path / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"checkpoint {path} has no readable manifest: {exc}") from exc
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise CheckpointError(f"{path.name} is damaged: its manifest is unreadable "
+                              f"({type(exc).__name__})") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("sha256"), str):
+        raise CheckpointError(f"{path.name} is damaged: its manifest has no sha256")
+    return manifest
 
 
-def load_delta(path: Path, verify: bool = False) -> dict[str, mx.array]:
-    """The changed tensors of a complete checkpoint folder."""
+# delta file → (size, mtime_ns, inode, manifest mtime_ns) of the version that hashed right
+_verified: dict[str, tuple[int, int, int, int]] = {}
+
+
+def verify_checkpoint(path: Path) -> None:
+    """Check a checkpoint's delta against its manifest's size and sha256, once per file
+    version (remembered by size, mtime and inode); raises :class:`CheckpointError`."""
     path = Path(path)
+    delta = path / DELTA
+    try:
+        st, mst = delta.stat(), (path / MANIFEST).stat()
+    except OSError as exc:
+        raise CheckpointError(f"{path.name} is damaged: {exc.strerror or exc}") from exc
+    key, sig = str(delta), (st.st_size, st.st_mtime_ns, st.st_ino, mst.st_mtime_ns)
+    if _verified.get(key) == sig:
+        return
     manifest = read_manifest(path)
-    if verify and _sha256(path / DELTA) != manifest["sha256"]:
-        raise CheckpointError(f"checkpoint {path} does not match its manifest")
-    return mx.load(str(path / DELTA))
+    expected = manifest.get("bytes")
+    if isinstance(expected, int) and st.st_size != expected:
+        raise CheckpointError(f"{path.name} is damaged: {DELTA} is {st.st_size} bytes, its "
+                              f"manifest says {expected} (truncated or overwritten)")
+    try:
+        digest = _sha256(delta)
+    except OSError as exc:
+        raise CheckpointError(f"{path.name} is damaged: cannot read {DELTA} "
+                              f"({exc.strerror or exc})") from exc
+    if digest != manifest["sha256"]:
+        raise CheckpointError(f"{path.name} is damaged: {DELTA} does not match the sha256 in "
+                              "its manifest")
+    _verified[key] = sig
+
+
+def load_delta(path: Path, verify: bool = True) -> dict[str, mx.array]:
+    """The changed tensors of a complete checkpoint folder, verified against its manifest
+    first (see :func:`verify_checkpoint`; ``verify=False`` skips it)."""
+    path = Path(path)
+    if verify:
+        verify_checkpoint(path)
+    try:
+        return mx.load(str(path / DELTA))
+    except (OSError, RuntimeError, ValueError) as exc:  # mlx says little more than "failed"
+        raise CheckpointError(f"{path.name} is damaged: cannot read {DELTA} ({exc})") from exc
 
 
 def set_current(root: Path, version: int | None) -> None:
@@ -122,15 +174,44 @@ def set_current(root: Path, version: int | None) -> None:
     fsync_path(root)
 
 
+@dataclass(frozen=True)
+class Pointer:
+    """What a user's ``CURRENT`` file says: ``missing`` (no file), ``base`` (empty: the base
+    model), ``version`` (a version name) or ``junk`` (anything else; ``raw`` shows it)."""
+
+    state: Literal["missing", "base", "version", "junk"]
+    version: int = 0
+    raw: str = ""
+
+
+def read_pointer(root: Path) -> Pointer:
+    """Read ``CURRENT`` without ever raising: damage is a :class:`Pointer` of state junk."""
+    try:
+        data = (Path(root) / CURRENT).read_bytes()
+    except FileNotFoundError:
+        return Pointer("missing")
+    except OSError as exc:  # a directory in its place, unreadable, ...
+        return Pointer("junk", raw=exc.strerror or str(exc))
+    try:
+        text = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return Pointer("junk", raw=f"{len(data)} bytes of binary data")
+    if not text:
+        return Pointer("base")
+    match = _VERSION_NAME.fullmatch(text)
+    if match is None:
+        return Pointer("junk", raw=repr(text[:40]))
+    return Pointer("version", int(match.group(1)))
+
+
 def current_path(root: Path) -> Path | None:
     """The accepted checkpoint folder, or None when the user is on the base model."""
-    pointer = root / CURRENT
-    if not pointer.is_file():
+    pointer = read_pointer(root)
+    if pointer.state == "junk":
+        raise CheckpointError(f"CURRENT holds junk ({pointer.raw})")
+    if pointer.state != "version":
         return None
-    name = pointer.read_text().strip()
-    if not name:
-        return None
-    path = root / name
+    path = Path(root) / version_name(pointer.version)
     if not is_complete(path):
         raise CheckpointError(f"CURRENT points at incomplete checkpoint {path}")
     return path
@@ -142,9 +223,97 @@ def current_version(root: Path) -> int:
 
 
 def versions(root: Path) -> list[int]:
-    if not root.is_dir():
+    """Complete version folders on disk, oldest first."""
+    if not Path(root).is_dir():
         return []
-    return sorted(int(p.name[1:]) for p in root.glob("v[0-9]*") if is_complete(p))
+    found = []
+    for p in Path(root).iterdir():
+        match = _VERSION_NAME.fullmatch(p.name)
+        if match and is_complete(p):
+            found.append(int(match.group(1)))
+    return sorted(found)
+
+
+@dataclass
+class Choice:
+    """Which weights a user answers with (``path``; None: the base model), and, when that is
+    not what ``CURRENT`` says, what was wrong (``problem``) and which versions failed
+    verification (``damaged``)."""
+
+    path: Path | None
+    problem: str | None = None
+    damaged: list[int] = field(default_factory=list)
+    wanted: int | None = None  # the version CURRENT (or else the registry) asked for
+
+    @property
+    def version(self) -> int:
+        return 0 if self.path is None else int(self.path.name[1:])
+
+    @property
+    def name(self) -> str:
+        return "the base model" if self.path is None else self.path.name
+
+
+def choose_checkpoint(root: Path, registered: Iterable[int] | None = None,
+                      registry_current: int | None = None) -> Choice:
+    """The weights to answer with. ``CURRENT`` decides when it names an intact version (or is
+    empty: the base model). When it is missing or junk, the registry's current version
+    (``registry_current``) is wanted instead. A wanted version that is incomplete or fails
+    :func:`verify_checkpoint` falls back to the newest intact version in ``registered``
+    (every complete one on disk when None), else the base model; ``problem`` says so."""
+    root = Path(root)
+    pointer = read_pointer(root)
+    if pointer.state == "base" or (pointer.state == "missing" and registry_current is None):
+        return Choice(None)
+    problems: list[str] = []
+    if pointer.state == "version":
+        wanted: int | None = pointer.version
+    else:
+        wanted = registry_current
+        where = f"the registry says {version_name(wanted)}" if wanted else "the registry " \
+            "says the base model"
+        problems.append(f"CURRENT is missing ({where})" if pointer.state == "missing"
+                        else f"CURRENT holds junk: {pointer.raw} ({where})")
+    damaged: list[int] = []
+    if wanted is not None:
+        folder = root / version_name(wanted)
+        if not is_complete(folder):
+            problems.append(f"{folder.name} is missing or incomplete")
+        else:
+            try:
+                verify_checkpoint(folder)
+                return Choice(folder, "; ".join(problems) or None, damaged, wanted)
+            except CheckpointError as exc:
+                problems.append(str(exc))
+                damaged.append(wanted)
+    allowed = None if registered is None else set(registered)
+    for version in sorted(versions(root), reverse=True):
+        if version == wanted or (allowed is not None and version not in allowed):
+            continue
+        try:
+            verify_checkpoint(root / version_name(version))
+        except CheckpointError:
+            damaged.append(version)
+            continue
+        return Choice(root / version_name(version), "; ".join(problems), damaged, wanted)
+    return Choice(None, "; ".join(problems) or None, damaged, wanted)
+
+
+def set_aside(root: Path, version: int) -> Path | None:
+    """Move a damaged version folder to ``damaged/`` (kept for inspection, out of the way of
+    the version numbering); returns where it went, or None if it was not there."""
+    src = Path(root) / version_name(version)
+    if not src.exists():
+        return None
+    dest_dir = Path(root) / DAMAGED
+    dest_dir.mkdir(exist_ok=True)
+    dest = dest_dir / f"{src.name}-{int(time.time())}"
+    n = 1
+    while dest.exists():
+        dest, n = dest_dir / f"{src.name}-{int(time.time())}-{n}", n + 1
+    os.replace(src, dest)
+    fsync_path(root)
+    return dest
 
 
 def cleanup_incomplete(root: Path) -> list[Path]:

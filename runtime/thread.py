@@ -70,7 +70,7 @@ class ModelContext:
         self.device = device
         self._base: dict[str, nn.Module] = {}
         self._active: dict[str, nn.Module] = {}
-        self._cache: OrderedDict[tuple[str, str], dict[str, nn.Module]] = OrderedDict()
+        self._cache: OrderedDict[tuple, dict[str, nn.Module]] = OrderedDict()
         self._cache_size = cache_size
         self.active_user: str | None = None
         self.active_checkpoint: str | None = None
@@ -108,7 +108,13 @@ class ModelContext:
         """The user's changed modules, from the LRU cache or the checkpoint on disk."""
         if checkpoint is None:
             return {}
-        key = (user_id, str(checkpoint))
+        # the folder's inode and mtime too: a version rebuilt under the same name (after a
+        # crash, a forget or a damaged file set aside) is other weights
+        try:
+            st = Path(checkpoint).stat()
+            key = (user_id, str(checkpoint), st.st_ino, st.st_mtime_ns)
+        except OSError:
+            key = (user_id, str(checkpoint), 0, 0)  # the loader says what is wrong
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
