@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,29 @@ class UserPaths:
     log: Path
     identity: Path
     checkpoints: Path
+
+
+MAX_USER_ID_CHARS = 256
+
+
+class BadUserId(ValueError):
+    """A user id that is empty, blank, too long, not valid text or holds control characters."""
+
+
+def check_user_id(user_id: str) -> str:
+    """``user_id`` if it can name a user; else :class:`BadUserId` saying why (ids come from
+    the command line and Discord; the database and file names need real text)."""
+    if not user_id or not user_id.strip():
+        raise BadUserId("the user id is empty")
+    if any("\ud800" <= ch <= "\udfff" for ch in user_id):  # undecodable bytes in argv
+        raise BadUserId(f"the user id {user_id.encode('utf-8', 'replace')!r} is not valid "
+                        "UTF-8 text")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in user_id):
+        raise BadUserId(f"the user id {user_id!r} holds control characters")
+    if len(user_id) > MAX_USER_ID_CHARS:
+        raise BadUserId(f"the user id is {len(user_id)} characters long; the limit is "
+                        f"{MAX_USER_ID_CHARS}")
+    return user_id
 
 
 def safe_user_id(user_id: str) -> str:

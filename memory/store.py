@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import struct
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -111,8 +112,25 @@ _V2_UNDELIVERED = """
 ALTER TABLE exchanges ADD COLUMN undelivered INTEGER NOT NULL DEFAULT 0;
 """
 
+# Which conversation files were ingested for a user (by content hash: no text), and how far
+# an ingest got, so the same file is never logged twice and a stopped ingest continues.
+_V3_INGESTS = """
+CREATE TABLE ingests (
+    id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    sha256 TEXT NOT NULL,
+    name TEXT NOT NULL,
+    turns INTEGER NOT NULL,
+    saved INTEGER NOT NULL DEFAULT 0,
+    last_exchange_id INTEGER,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    UNIQUE (user_id, sha256)
+);
+"""
+
 # Append-only: never edit a released script, add a new one. Index i brings the schema to i+1.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _V2_UNDELIVERED]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _V2_UNDELIVERED, _V3_INGESTS]
 
 CycleStatus = Literal["running", "accepted", "rejected", "failed", "empty"]
 JobState = Literal["queued", "running", "done", "failed"]
@@ -124,6 +142,90 @@ SLEEP_KINDS = frozenset(get_args(SleepKind))
 
 class StoreError(Exception):
     """The store could not be opened or migrated (read-only directory, corrupt file, ...)."""
+
+
+class StoreCorrupt(StoreError, sqlite3.DatabaseError):
+    """The database file (or its write-ahead log) is damaged. Nothing more is written to it;
+    the message names the file and says how to restore it. A ``sqlite3.DatabaseError`` too,
+    so that chat treats it like any other database that cannot be written (keeps answering,
+    says that memory is not being saved)."""
+
+
+RESTORE_HINT = ("stop the bot, copy the file aside, and restore it: see \"When something goes "
+                "wrong\" in the README")
+_CORRUPT_WORDS = ("malformed", "not a database", "file is encrypted", "corrupt")
+
+
+def corrupt_error(path: Path, what: str) -> StoreCorrupt:
+    return StoreCorrupt(f"the database {path} is damaged ({what}); nothing was written to it: "
+                        f"{RESTORE_HINT}")
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, StoreCorrupt) and any(
+        word in str(exc).lower() for word in _CORRUPT_WORDS)
+
+
+_WAL_MAGIC = (0x377F0682, 0x377F0683)
+
+
+def _wal_checksum(data: bytes, big_endian: bool, s0: int = 0, s1: int = 0) -> tuple[int, int]:
+    words = struct.unpack(f"{'>' if big_endian else '<'}{len(data) // 4}I", data)
+    for i in range(0, len(words), 2):
+        s0 = (s0 + words[i] + s1) & 0xFFFFFFFF
+        s1 = (s1 + words[i + 1] + s0) & 0xFFFFFFFF
+    return s0, s1
+
+
+def _wal_scan(data: bytes) -> str | None:
+    """What SQLite would silently drop from this write-ahead log, in words, or None.
+
+    SQLite replays frames up to the first one whose salt or checksum is wrong and ignores the
+    rest: a damaged frame followed by committed frames of the same generation (same salts)
+    loses those commits without an error; a torn last frame (a crash mid-write of an
+    uncommitted transaction) loses nothing.
+    """
+    if len(data) < 32:
+        return None
+    magic, _, page_size, _, salt1, salt2, c1, c2 = struct.unpack(">8I", data[:32])
+    frame = 24 + page_size
+    if magic not in _WAL_MAGIC or page_size < 512 or page_size & (page_size - 1):
+        return "its header is damaged" if len(data) >= 32 + 24 + 512 else None
+    big = bool(magic & 1)
+    if _wal_checksum(data[:24], big) != (c1, c2):
+        return "its header is damaged" if len(data) >= 32 + frame else None
+    s0, s1, off, broken_at = c1, c2, 32, None
+    while off + frame <= len(data):
+        page_no, commit, f1, f2, k1, k2 = struct.unpack(">6I", data[off:off + 24])
+        if (f1, f2) != (salt1, salt2):
+            if broken_at is None:
+                return None  # the end of this generation: older frames follow
+        elif broken_at is None:
+            s0, s1 = _wal_checksum(data[off:off + 8] + data[off + 24:off + frame], big, s0, s1)
+            if (s0, s1) != (k1, k2) or page_no == 0:
+                broken_at = off
+        elif commit:
+            return (f"a damaged frame at byte {broken_at} of its write-ahead log hides "
+                    f"transactions committed after it")
+        off += frame
+    return None
+
+
+def wal_problem(db_path: Path, confirm: int = 3) -> str | None:
+    """:func:`_wal_scan` of ``<db>-wal``, confirmed by re-reading (a frame another process is
+    writing right now can look damaged for a moment)."""
+    wal = Path(f"{db_path}-wal")
+    problem = None
+    for attempt in range(confirm):
+        try:
+            problem = _wal_scan(wal.read_bytes())
+        except OSError:  # none, or unreadable: SQLite's own open says what is wrong
+            return None
+        if problem is None:
+            return None
+        if attempt + 1 < confirm:
+            time.sleep(0.05)
+    return f"{problem} ({wal})"
 
 
 @dataclass
@@ -193,6 +295,21 @@ class SleepJob:
     state: JobState
     requested_at: float
     started_at: float | None
+    finished_at: float | None
+
+
+@dataclass
+class IngestRecord:
+    """One conversation file ingested for a user (identified by its sha256, no text)."""
+
+    id: int
+    user_id: str
+    sha256: str
+    name: str
+    turns: int
+    saved: int
+    last_exchange_id: int | None
+    started_at: float
     finished_at: float | None
 
 
@@ -267,6 +384,13 @@ def _cycle(row: aiosqlite.Row) -> CycleRecord:
     )
 
 
+def _ingest(row: aiosqlite.Row) -> IngestRecord:
+    return IngestRecord(id=row["id"], user_id=row["user_id"], sha256=row["sha256"],
+                        name=row["name"], turns=row["turns"], saved=row["saved"],
+                        last_exchange_id=row["last_exchange_id"],
+                        started_at=row["started_at"], finished_at=row["finished_at"])
+
+
 def _job(row: aiosqlite.Row) -> SleepJob:
     return SleepJob(
         id=row["id"],
@@ -287,6 +411,7 @@ class Store:
         self.path = path
         # One connection is shared by all coroutines: serialise so transactions don't mix.
         self._lock = asyncio.Lock()
+        self.corrupt: StoreCorrupt | None = None  # set once damage is seen: no more writes
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -294,6 +419,10 @@ class Store:
     async def open(cls, path: Path) -> Store:
         """Open (creating if needed) and migrate the database at ``path``."""
         path = Path(path)
+        # Before SQLite touches it: SQLite would drop a damaged WAL's commits in silence
+        problem = await asyncio.get_running_loop().run_in_executor(None, wal_problem, path)
+        if problem is not None:
+            raise corrupt_error(path, problem)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
@@ -303,14 +432,27 @@ class Store:
         db.row_factory = aiosqlite.Row
         store = cls(db, path)
         try:
+            await store._check()  # read-only: a damaged file is refused before any write
             await store._configure()
             await store._migrate()
         except BaseException as exc:
             await db.close()  # don't leak the connection's worker thread
-            if isinstance(exc, (OSError, sqlite3.Error)):
+            if _is_corrupt(exc):
+                raise corrupt_error(path, str(exc)) from exc
+            if isinstance(exc, (OSError, sqlite3.Error)) and not isinstance(exc, StoreError):
                 raise _open_error(path, exc) from exc
             raise
         return store
+
+    async def _check(self) -> None:
+        """``PRAGMA quick_check``: damaged pages are found here, not by a later query that
+        would read half a table without an error."""
+        cur = await self._db.execute("PRAGMA quick_check(1)")
+        rows = await cur.fetchall()
+        await cur.close()
+        result = str(rows[0][0]) if rows else "no answer"
+        if result != "ok":
+            raise corrupt_error(self.path, result.replace("\n", " ").strip())
 
     async def close(self) -> None:
         await self._db.close()
@@ -368,29 +510,55 @@ class Store:
 
     # ------------------------------------------------------------------ helpers
 
+    def _damaged(self, exc: BaseException) -> StoreCorrupt:
+        """Remember that the file is damaged (no write reaches it from now on) and say so."""
+        if self.corrupt is None:
+            self.corrupt = corrupt_error(self.path, str(exc))
+            log.error("%s", self.corrupt)
+        return self.corrupt
+
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction; IMMEDIATE takes the write lock up front."""
+        if self.corrupt is not None:
+            raise self.corrupt
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                if _is_corrupt(exc):
+                    raise self._damaged(exc) from exc
+                raise
             try:
                 yield self._db
-            except BaseException:
+            except BaseException as exc:
                 # SQLite may already have rolled back by itself (e.g. on a full disk).
                 if self._db.in_transaction:
                     await self._db.execute("ROLLBACK")
+                if _is_corrupt(exc):
+                    raise self._damaged(exc) from exc
                 raise
             await self._db.execute("COMMIT")
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         async with self._lock:
-            cur = await self._db.execute(sql, params)
-            return list(await cur.fetchall())
+            try:
+                cur = await self._db.execute(sql, params)
+                return list(await cur.fetchall())
+            except sqlite3.DatabaseError as exc:
+                if _is_corrupt(exc):
+                    raise self._damaged(exc) from exc
+                raise
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
         async with self._lock:
-            cur = await self._db.execute(sql, params)
-            return await cur.fetchone()
+            try:
+                cur = await self._db.execute(sql, params)
+                return await cur.fetchone()
+            except sqlite3.DatabaseError as exc:
+                if _is_corrupt(exc):
+                    raise self._damaged(exc) from exc
+                raise
 
     async def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement in its own transaction; return the affected row count."""
@@ -435,11 +603,34 @@ class Store:
         """Zero the user's turn counter (no cycle is recorded)."""
         await self._write("UPDATE users SET turns_since_sleep = 0 WHERE user_id = ?", (user_id,))
 
+    async def recount_turns(self, user_id: str, after_exchange_id: int = 0) -> int:
+        """Set the turn counter to the user's unconsolidated, delivered exchanges newer than
+        ``after_exchange_id`` (what a cycle that read up to there has not seen); return it."""
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE users SET turns_since_sleep = (SELECT COUNT(*) FROM exchanges e "
+                "WHERE e.user_id = users.user_id AND e.consolidated_cycle IS NULL "
+                "AND e.undelivered = 0 AND e.id > ?) WHERE user_id = ?",
+                (after_exchange_id, user_id))
+            cur = await db.execute("SELECT turns_since_sleep FROM users WHERE user_id = ?",
+                                   (user_id,))
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def max_exchange_id(self, user_id: str) -> int:
+        """The user's newest exchange id (0: none yet)."""
+        row = await self._fetchone("SELECT MAX(id) AS m FROM exchanges WHERE user_id = ?",
+                                   (user_id,))
+        return int(row["m"] or 0) if row else 0
+
     async def record_sleep(self, user_id: str) -> None:
-        """A sleep cycle finished: zero the turn counter, stamp the time, count the cycle."""
+        """A sleep cycle finished: stamp the time, count the cycle, and count as turns only
+        the exchanges it did not consolidate (those that came while it ran), not zero."""
         await self._write(
-            "UPDATE users SET turns_since_sleep = 0, last_sleep_at = ?, "
-            "cycles_done = cycles_done + 1 WHERE user_id = ?",
+            "UPDATE users SET turns_since_sleep = (SELECT COUNT(*) FROM exchanges e "
+            "WHERE e.user_id = users.user_id AND e.consolidated_cycle IS NULL "
+            "AND e.undelivered = 0), last_sleep_at = ?, cycles_done = cycles_done + 1 "
+            "WHERE user_id = ?",
             (time.time(), user_id),
         )
 
@@ -569,15 +760,6 @@ class Store:
             f"DELETE FROM replay_items WHERE user_id = ? AND id IN ({_placeholders(len(ids))})",
             (user_id, *ids))
 
-    async def retire_replay(self, user_id: str, ids: Iterable[int]) -> int:
-        """Delete replay items of ``user_id`` that a newer fact replaced; return how many."""
-        ids = list(ids)
-        if not ids:
-            return 0
-        return await self._write(
-            f"DELETE FROM replay_items WHERE user_id = ? AND id IN ({_placeholders(len(ids))})",
-            (user_id, *ids))
-
     async def replay_items(self, user_id: str) -> list[ReplayItem]:
         rows = await self._fetchall(
             "SELECT * FROM replay_items WHERE user_id = ? ORDER BY id", (user_id,)
@@ -662,18 +844,42 @@ class Store:
         )
         return [_checkpoint(r) for r in rows]
 
-    async def set_current(self, user_id: str, version: int) -> None:
-        """Make ``version`` the user's current checkpoint (e.g. a rollback)."""
+    async def set_current(self, user_id: str, version: int | None) -> None:
+        """Make ``version`` the user's current checkpoint (e.g. a rollback; None: the base
+        model)."""
         async with self._tx() as db:
-            cur = await db.execute(
-                "SELECT 1 FROM checkpoints WHERE user_id = ? AND version = ?", (user_id, version)
-            )
-            if await cur.fetchone() is None:
-                raise KeyError(f"user has no checkpoint version {version}")
+            if version is not None:
+                cur = await db.execute(
+                    "SELECT 1 FROM checkpoints WHERE user_id = ? AND version = ?",
+                    (user_id, version))
+                if await cur.fetchone() is None:
+                    raise KeyError(f"user has no checkpoint version {version}")
             await db.execute(
-                "UPDATE checkpoints SET is_current = (version = ?) WHERE user_id = ?",
+                "UPDATE checkpoints SET is_current = (version IS ?) WHERE user_id = ?",
                 (version, user_id),
             )
+
+    async def drop_checkpoint(self, user_id: str, version: int) -> bool:
+        """Unregister a version (its folder was damaged and set aside); return whether it was
+        registered."""
+        return await self._write("DELETE FROM checkpoints WHERE user_id = ? AND version = ?",
+                                 (user_id, version)) > 0
+
+    async def unconsolidate_after(self, user_id: str, cycle_id: int | None) -> int:
+        """Exchanges consolidated by cycles after ``cycle_id`` (None: by any cycle) become
+        unconsolidated again, and the turn counter counts them: the weights that held them
+        are gone, so the next cycle learns them again. Returns how many."""
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE exchanges SET consolidated_cycle = NULL WHERE user_id = ? AND "
+                "consolidated_cycle IS NOT NULL AND consolidated_cycle > ?",
+                (user_id, -1 if cycle_id is None else cycle_id))
+            n = cur.rowcount
+            await db.execute(
+                "UPDATE users SET turns_since_sleep = (SELECT COUNT(*) FROM exchanges e "
+                "WHERE e.user_id = users.user_id AND e.consolidated_cycle IS NULL "
+                "AND e.undelivered = 0) WHERE user_id = ?", (user_id,))
+        return n
 
     # ------------------------------------------------------------------ sleep queue
 
@@ -741,6 +947,44 @@ class Store:
         )
         return [_job(r) for r in rows]
 
+    # ------------------------------------------------------------------ ingests
+
+    async def ingest_record(self, user_id: str, sha256: str) -> IngestRecord | None:
+        """What an earlier ingest of the file with this content did for the user, if any."""
+        row = await self._fetchone(
+            "SELECT * FROM ingests WHERE user_id = ? AND sha256 = ?", (user_id, sha256))
+        return _ingest(row) if row else None
+
+    async def start_ingest(self, user_id: str, sha256: str, name: str, turns: int
+                           ) -> IngestRecord:
+        """Record that a file is being ingested from its start (again, if it was before)."""
+        async with self._tx() as db:
+            await self._ensure_user(db, user_id)
+            await db.execute(
+                "INSERT INTO ingests (user_id, sha256, name, turns, saved, started_at) "
+                "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT(user_id, sha256) DO UPDATE SET "
+                "name = excluded.name, turns = excluded.turns, saved = 0, "
+                "last_exchange_id = NULL, started_at = excluded.started_at, finished_at = NULL",
+                (user_id, sha256, name, turns, time.time()))
+            cur = await db.execute("SELECT * FROM ingests WHERE user_id = ? AND sha256 = ?",
+                                   (user_id, sha256))
+            return _ingest(await cur.fetchone())
+
+    async def ingest_progress(self, ingest_id: int, saved: int, last_exchange_id: int | None,
+                              done: bool = False) -> None:
+        """``saved`` turns of the file are stored, the last as ``last_exchange_id``."""
+        await self._write(
+            "UPDATE ingests SET saved = ?, last_exchange_id = COALESCE(?, last_exchange_id), "
+            "finished_at = ? WHERE id = ?",
+            (saved, last_exchange_id, time.time() if done else None, ingest_id))
+
+    async def exchanges_after(self, user_id: str, exchange_id: int) -> list[Exchange]:
+        """The user's exchanges newer than ``exchange_id``, oldest first."""
+        rows = await self._fetchall(
+            "SELECT * FROM exchanges WHERE user_id = ? AND id > ? ORDER BY id",
+            (user_id, exchange_id))
+        return [_exchange(r) for r in rows]
+
     # ------------------------------------------------------------------ forgetting
 
     async def forget_rows(self, user_id: str, exchange_ids: Iterable[int],
@@ -764,6 +1008,7 @@ class Store:
                 n_rep = cur.rowcount
             if everything:
                 await db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+                await db.execute("DELETE FROM ingests WHERE user_id = ?", (user_id,))
             else:
                 await db.execute("UPDATE sessions SET summary = NULL WHERE user_id = ?",
                                  (user_id,))

@@ -110,16 +110,20 @@ async def test_parent_is_a_file_raises_store_error(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_add_exchange_counts_turns(store: Store) -> None:
     assert await store.user_status("u1") is None
-    await store.add_exchange("u1", "a", "b", ts=100.0)
-    await store.add_exchange("u1", "c", "d", ts=200.0)
+    first = await store.add_exchange("u1", "a", "b", ts=100.0)
+    second = await store.add_exchange("u1", "c", "d", ts=200.0)
     status = await store.user_status("u1")
     assert status is not None
     assert status.turns_since_sleep == 2
     assert status.last_message_at == 200.0
+    cycle = await store.start_cycle("u1", "light")
+    await store.mark_consolidated([first], cycle)  # the second came while the cycle ran
     await store.record_sleep("u1")
     status = await store.user_status("u1")
     assert status is not None
-    assert (status.turns_since_sleep, status.cycles_done) == (0, 1)
+    assert (status.turns_since_sleep, status.cycles_done) == (1, 1)  # it still counts
+    await store.mark_consolidated([second], cycle)
+    assert await store.recount_turns("u1") == 0
     assert status.last_sleep_at is not None
     await store.add_exchange("u1", "e", "f")
     await store.reset_turns("u1")
