@@ -4,6 +4,8 @@
 
 ``setup_hook`` opens the engine (store + model thread), starts the orchestrator (sleep queue,
 automatic and nightly sleep), adds the chat and memory cogs and syncs the slash commands.
+When connected (and whenever it joins a guild) it leaves the guilds that ``allowed_guilds``
+does not list, and says what it cannot read when run without the Message Content intent.
 ``close`` stops taking messages, lets the replies in flight finish, then stops the
 orchestrator and the engine. Nothing the bot sends can ping anyone (``AllowedMentions.none()``
 is the client default and is passed on every send). The token is never printed or logged.
@@ -22,6 +24,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.access import NETWORK_ERRORS, Access, RateLimiter
 from bot.engine import Engine, open_engine
 from runtime.config import Config
 from runtime.thread import ModelRuntime
@@ -33,7 +36,12 @@ NO_MENTIONS = discord.AllowedMentions.none()
 INTENTS_HELP = (
     "error: Discord refused the connection because the Message Content intent is not enabled. "
     "Open https://discord.com/developers/applications → your application → Bot, turn on "
-    "'Message Content Intent', save, and run again."
+    "'Message Content Intent', save, and run again (or set SLEEPBOT_DISCORD_MESSAGE_CONTENT=0 "
+    "to run without it: DMs and messages that mention the bot only)."
+)
+WITHOUT_CONTENT = (
+    "running without the Message Content intent: I read DMs and guild messages that mention "
+    "me; replies to my messages that do not mention me arrive empty (I ask for a mention)"
 )
 BAD_TOKEN = (
     "error: Discord rejected DISCORD_TOKEN. Reset the token at "
@@ -42,10 +50,11 @@ BAD_TOKEN = (
 )
 
 
-def bot_intents() -> discord.Intents:
-    """Guilds, messages and DMs, plus message content (a privileged intent to switch on)."""
+def bot_intents(message_content: bool = True) -> discord.Intents:
+    """Guilds, messages and DMs, plus message content (a privileged intent to switch on in
+    the developer portal; optional: without it DMs and mentions still carry their text)."""
     intents = discord.Intents.default()
-    intents.message_content = True
+    intents.message_content = message_content
     intents.members = False
     intents.presences = False
     return intents
@@ -58,9 +67,14 @@ class SleepBot(commands.Bot):
                  sync_commands: bool = True, **options: Any) -> None:
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False  # no voice here
         options.setdefault("allowed_mentions", NO_MENTIONS)
-        super().__init__(command_prefix=commands.when_mentioned, intents=bot_intents(),
+        super().__init__(command_prefix=commands.when_mentioned,
+                         intents=bot_intents(cfg.discord.message_content),
                          help_command=None, **options)
         self.cfg = cfg
+        self.access = Access(cfg.discord)
+        # one budget per user for everything that costs model time (messages and commands)
+        self.limiter = RateLimiter(cfg.discord.rate_limit_messages,
+                                   cfg.discord.rate_limit_seconds)
         self.engine: Engine | None = None
         self.orchestrator = None  # bot.orchestrator.Orchestrator once setup_hook ran
         self.closing = False
@@ -85,12 +99,34 @@ class SleepBot(commands.Bot):
             try:
                 synced = await self.tree.sync()
                 log.info("synced %d slash commands", len(synced))
-            except discord.HTTPException as exc:
-                log.warning("could not sync slash commands (%s); old ones stay", exc.status)
+            except discord.HTTPException as exc:  # e.g. 400: Discord refused a schema
+                log.warning("could not sync slash commands (%s %s); old ones stay", exc.status,
+                            exc.text[:300])
 
     async def on_ready(self) -> None:
         log.info("connected as %s (id %s) to %d guild(s)", self.user, self.user and self.user.id,
                  len(self.guilds))
+        if not self.intents.message_content:
+            log.warning(WITHOUT_CONTENT)
+        for guild in list(self.guilds):
+            await self.leave_if_not_allowed(guild)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        log.info("added to guild %s", guild.id)
+        await self.leave_if_not_allowed(guild)
+
+    async def leave_if_not_allowed(self, guild: discord.Guild) -> None:
+        """Leave a guild outside ``allowed_guilds`` (when set and ``leave_other_guilds``):
+        anyone can invite a public bot, and every member would get memory on this machine."""
+        cfg = self.cfg.discord
+        if self.access.guild_allowed(guild.id) or not cfg.leave_other_guilds:
+            return
+        try:
+            await guild.leave()
+            log.warning("left guild %s: not in SLEEPBOT_DISCORD_GUILDS", guild.id)
+        except (discord.HTTPException, *NETWORK_ERRORS) as exc:
+            log.warning("could not leave guild %s (%s); ignoring it", guild.id,
+                        getattr(exc, "status", type(exc).__name__))
 
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: the chat cog answers messages, slash commands do the rest."""
@@ -103,10 +139,13 @@ class SleepBot(commands.Bot):
             log.info("user %s: /%s interrupted by shutdown", interaction.user.id,
                      interaction.command and interaction.command.name)
             return
+        refused = error if isinstance(error, NotAllowedHere) else getattr(error, "original",
+                                                                          None)
         if self.closing:
             text = "I'm restarting right now; please try again in a minute."
-        elif isinstance(error, app_commands.CheckFailure) or isinstance(
-                getattr(error, "original", None), NotAllowedHere):
+        elif isinstance(refused, NotAllowedHere):
+            text = refused.text
+        elif isinstance(error, app_commands.CheckFailure):
             text = "I'm not enabled in this channel."
         elif isinstance(error, app_commands.CommandNotFound):
             log.info("user %s: unknown command /%s", interaction.user.id, error.name)
@@ -148,8 +187,9 @@ async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
         else:
             await interaction.response.send_message(text, ephemeral=True,
                                                     allowed_mentions=NO_MENTIONS)
-    except discord.HTTPException as exc:
-        log.warning("could not answer an interaction (%s)", exc.status)
+    except (discord.HTTPException, *NETWORK_ERRORS) as exc:
+        log.warning("could not answer an interaction (%s)",
+                    getattr(exc, "status", type(exc).__name__))
 
 
 async def serve(bot: SleepBot, token: str) -> None:
