@@ -7,6 +7,7 @@ engine with :func:`open_engine` and calls services on it; it owns nothing else.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class Engine:
     # built-in validation score per set of weights: a cycle's "before" score is the score
     # its previous cycle measured "after" (checkpoints are never rewritten in place)
     general_scores: dict[str, float] = field(default_factory=dict)
+    # user → what was last found wrong with their checkpoint (logged once; shown by status)
+    checkpoint_problems: dict[str, str] = field(default_factory=dict)
 
     def paths(self, user_id: str) -> UserPaths:
         return user_paths(self.cfg.data_dir, user_id)
@@ -64,8 +67,42 @@ class Engine:
         return self._logs[user_id]
 
     def checkpoint(self, user_id: str) -> Path | None:
-        """The user's accepted checkpoint folder, or None for the base model."""
-        return checkpoints.current_path(self.paths(user_id).checkpoints)
+        """The user's accepted checkpoint folder, or None for the base model (verified; from
+        the files alone: services answering a user call :meth:`resolve_checkpoint`)."""
+        return checkpoints.choose_checkpoint(self.paths(user_id).checkpoints).path
+
+    async def resolve_checkpoint(self, user_id: str) -> checkpoints.Choice:
+        """The weights ``user_id`` answers with: ``CURRENT``'s version once it verified (the
+        usual case, without a registry query), else the registered one, the newest intact
+        registered one, or the base model. Damage is logged once per process, shown by
+        ``status``, and a rebuild cycle is queued; the process that runs the queue repairs the
+        files before it runs that cycle (``bot.recovery.repair_checkpoint``)."""
+        root = self.paths(user_id).checkpoints
+        pointer = checkpoints.read_pointer(root)
+        if pointer.state == "base":
+            return checkpoints.Choice(None)
+        if pointer.state == "version":
+            folder = root / checkpoints.version_name(pointer.version)
+            try:
+                checkpoints.verify_checkpoint(folder)
+                return checkpoints.Choice(folder, wanted=pointer.version)
+            except checkpoints.CheckpointError:
+                pass
+        records = await self.store.checkpoints(user_id)
+        if pointer.state == "missing" and not records:
+            return checkpoints.Choice(None)  # never slept
+        current = next((r.version for r in records if r.is_current), None)
+        choice = checkpoints.choose_checkpoint(root, [r.version for r in records], current)
+        if choice.problem and self.checkpoint_problems.get(user_id) != choice.problem:
+            self.checkpoint_problems[user_id] = choice.problem
+            log.warning("user %s: %s; answering from %s until a rebuild cycle replaces it",
+                        user_id, choice.problem, choice.name)
+            if choice.wanted is not None and choice.version != choice.wanted:
+                try:  # the queue's holder repairs the files and re-learns what was lost
+                    await self.store.enqueue_sleep(user_id, "light")
+                except (OSError, sqlite3.Error) as exc:
+                    log.error("user %s: cannot queue the rebuild: %s", user_id, exc)
+        return choice
 
     weights_key = staticmethod(checkpoints.weights_key)
 
@@ -80,21 +117,33 @@ class Engine:
         return f"{user_id}/{path.name}" if path else "base"
 
     async def recover(self) -> None:
-        """Clean up after an interrupted run: half-written checkpoints, running cycles."""
-        from bot.recovery import data_dir_in_use, reconcile  # logs and CURRENT follow SQLite
+        """Clean up after an interrupted run: half-written checkpoints, running cycles, logs
+        and pointers (``bot.recovery``). Runs under the data dir's lock: while another live
+        process holds it (runs the queue, or recovers), its cycle is no crash leftover and
+        nothing is touched here."""
+        from bot import recovery  # logs and CURRENT follow SQLite
 
-        if data_dir_in_use(self.cfg.data_dir):  # a live bot's cycle is no crash leftover
+        data_dir = self.cfg.data_dir
+        own = recovery.holds(data_dir)
+        if not own and not recovery.hold_for_recovery(data_dir):
             log.info("another process runs the sleep queue here: no crash recovery")
             return
-        users_root = self.cfg.data_dir / "users"
-        if users_root.is_dir():
-            for user_dir in users_root.iterdir():
-                checkpoints.cleanup_incomplete(user_dir / "checkpoints")
-        for cycle in await self.store.running_cycles():
-            await self.store.finish_cycle(cycle.id, "failed", {"error": "interrupted"})
-            log.warning("cycle %s of user %s was interrupted; marked failed", cycle.id,
-                        cycle.user_id)
-        await reconcile(self)
+        try:
+            users_root = data_dir / "users"
+            if users_root.is_dir():
+                for user_dir in users_root.iterdir():
+                    try:
+                        checkpoints.cleanup_incomplete(user_dir / "checkpoints")
+                    except OSError as exc:
+                        log.error("cannot clean %s: %s", user_dir, exc)
+            for cycle in await self.store.running_cycles():
+                await self.store.finish_cycle(cycle.id, "failed", {"error": "interrupted"})
+                log.warning("cycle %s of user %s was interrupted; marked failed", cycle.id,
+                            cycle.user_id)
+            await recovery.reconcile(self)
+        finally:
+            if not own:
+                recovery.release_data_dir(data_dir)
 
 
 def ensure_data_dir(path: Path) -> None:

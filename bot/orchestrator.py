@@ -93,6 +93,7 @@ class _Running:
     stage: str = STAGES[0]
     started: float = field(default_factory=time.monotonic)
     task: asyncio.Task | None = None
+    seen_up_to: int = 0  # the user's newest exchange id when the cycle started
 
 
 @dataclass
@@ -397,6 +398,12 @@ class Orchestrator:
                 await self.engine.store.set_job_kind(job_id, run.kind)
             await self.engine.store.set_job_state(job_id, "running")
             self._write_status()
+            # exchanges newer than this came while the cycle ran: they still count as turns
+            run.seen_up_to = await self.engine.store.max_exchange_id(user_id)
+            try:  # a damaged checkpoint is set aside first: the cycle re-learns what it held
+                await recovery.repair_checkpoint(self.engine, user_id)
+            except Exception:  # the cycle reports what it finds; other users go on
+                log.exception("user %s: cannot repair the checkpoint before the cycle", user_id)
             log.info("user %s: %s cycle (job %d) starts", user_id, run.kind, job_id)
             run.task = asyncio.create_task(
                 run_cycle(self.engine.cycle_context(user_id), run.kind,
@@ -422,12 +429,13 @@ class Orchestrator:
         try:
             await store.set_job_state(run.job_id,
                                       "failed" if report.status == "failed" else "done")
-            if report.status != "accepted":
-                # the counter would re-trigger at once; unconsolidated exchanges wait for the
-                # next trigger (turns, idle or nightly)
-                await store.reset_turns(run.user_id)
+            # Count only the turns the cycle never saw (they came while it ran). What it saw
+            # and did not consolidate (rejected, failed) waits for the next trigger (turns,
+            # idle or nightly) instead of re-triggering at once.
+            turns = await store.recount_turns(run.user_id, run.seen_up_to)
         except Exception:  # the job stays 'running' in SQLite: the next start re-queues it
             log.exception("user %s: could not close job %d", run.user_id, run.job_id)
+            turns = 0
         self._last_kind = run.kind
         self._results[run.job_id] = report
         while len(self._results) > 512:
@@ -440,6 +448,8 @@ class Orchestrator:
             "checkpoint": report.checkpoint, "version": report.version,
             "seconds": report.seconds, "facts": len(report.facts)})
         self._resolve(run.job_id, report)
+        if turns >= self.cfg.turn_threshold and not self._stopping:
+            await self.request_sleep(run.user_id, "light")  # enough came during the cycle
 
     async def _interrupted(self, run: _Running) -> None:
         """Shutdown mid-cycle: the job goes back to the queue (same place), the cycle row
@@ -640,12 +650,17 @@ async def user_status_dict(store: Store, data_dir: Path, user_id: str) -> dict[s
     status = await store.user_status(user_id)
     facts = len(await store.replay_items(user_id)) if status else 0
     root = user_paths(data_dir, user_id).checkpoints
+    records = await store.checkpoints(user_id)
+    current = next((r.version for r in records if r.is_current), None)
+    # verified (once per file version): a damaged delta is reported, never shown as fine
+    choice = checkpoints.choose_checkpoint(root, [r.version for r in records], current)
+    path = choice.path
     try:
-        path = checkpoints.current_path(root)
-    except checkpoints.CheckpointError:
-        path = None
-    size = (path / checkpoints.DELTA).stat().st_size if path else 0
+        size = (path / checkpoints.DELTA).stat().st_size if path else 0
+    except OSError:
+        size = 0
     return {
+        "checkpoint_problem": choice.problem,
         "user_id": user_id,
         "turns_since_sleep": status.turns_since_sleep if status else 0,
         "cycles_done": status.cycles_done if status else 0,

@@ -1,37 +1,58 @@
 """Users' sleep states and the queue, read from another process: SQLite plus the running
 orchestrator's ``<data>/orchestrator.json``. No model is loaded, so it is safe next to a
-running bot (``python -m bot status``)."""
+running bot (``python -m bot status``).
+
+An orchestrator counts as running only while it holds the data directory's queue lock, and
+its status file is believed only when it names that lock holder's pid and has every field:
+a pid alone may belong to an unrelated process by now, and a damaged file shows nothing.
+"""
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import time
 from pathlib import Path
+from typing import Any
 
+from bot import recovery
 from bot.orchestrator import STATUS_FILE, next_sleep_text, user_status_dict
 from memory.paths import store_path
 from memory.store import Store
 from runtime.config import Config
 
+log = logging.getLogger(__name__)
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+_RUNNING_FIELDS = {"job_id": int, "user_id": str, "kind": str, "stage": str,
+                   "seconds": (int, float)}
+
+
+def _valid_snapshot(snap: Any) -> bool:
+    """Whether ``snap`` has what ``bot status`` reads, with the right types."""
+    if not isinstance(snap, dict) or not isinstance(snap.get("pid"), int):
         return False
-    except PermissionError:
-        return True
-    return True
+    running = snap.get("running")
+    return running is None or (isinstance(running, dict) and all(
+        isinstance(running.get(k), t) and not isinstance(running.get(k), bool)
+        for k, t in _RUNNING_FIELDS.items()))
 
 
 def read_status_file(data_dir: Path) -> dict | None:
-    """The running orchestrator's snapshot, or None when no live process wrote one."""
-    try:
-        snap = json.loads((data_dir / STATUS_FILE).read_text())
-    except (OSError, ValueError):
+    """The running orchestrator's snapshot; None when no live process holds the queue lock.
+    When one does but its file is missing, damaged or stale, the snapshot says only its pid
+    (``"running": None``, ``"unreadable": True``)."""
+    holder = recovery.queue_holder(data_dir)
+    if holder is None:
         return None
-    return snap if isinstance(snap, dict) and _alive(int(snap.get("pid", 0))) else None
+    try:
+        snap = json.loads((Path(data_dir) / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        snap = None
+    if not _valid_snapshot(snap) or snap["pid"] != holder:
+        log.warning("%s is missing, damaged or stale: not showing the running cycle",
+                    Path(data_dir) / STATUS_FILE)
+        return {"pid": holder, "running": None, "unreadable": True}
+    return snap
 
 
 async def collect_status(cfg: Config, user: str | None) -> dict:
@@ -58,7 +79,8 @@ async def collect_status(cfg: Config, user: str | None) -> dict:
                                                  position, info["turns_since_sleep"])
             out_users.append(info)
     return {"orchestrator": {"running": bool(live), "pid": live and live.get("pid"),
-                             "cycle": running},
+                             "cycle": running,
+                             "status_file_unreadable": bool((live or {}).get("unreadable"))},
             "queue": [{"position": n, "job_id": q.id, "user_id": q.user_id,
                        "kind": q.kind, "state": q.state,
                        "waiting_s": round(time.time() - q.requested_at, 1)}

@@ -255,18 +255,29 @@ class Choice:
 
 
 def choose_checkpoint(root: Path, registered: Iterable[int] | None = None,
-                      registry_current: int | None = None) -> Choice:
+                      registry_current: int | None = None, *,
+                      pointer_registered: bool = False) -> Choice:
     """The weights to answer with. ``CURRENT`` decides when it names an intact version (or is
     empty: the base model). When it is missing or junk, the registry's current version
     (``registry_current``) is wanted instead. A wanted version that is incomplete or fails
     :func:`verify_checkpoint` falls back to the newest intact version in ``registered``
-    (every complete one on disk when None), else the base model; ``problem`` says so."""
+    (every complete one on disk when None), else the base model; ``problem`` says so.
+
+    ``pointer_registered``: a ``CURRENT`` naming a version ``registered`` lacks is a leftover
+    of an interrupted promotion (only the process that runs the sleep queue may say so: in
+    any other, a promotion may be between its switch and its registry write)."""
     root = Path(root)
     pointer = read_pointer(root)
     if pointer.state == "base" or (pointer.state == "missing" and registry_current is None):
         return Choice(None)
     problems: list[str] = []
-    if pointer.state == "version":
+    allowed = None if registered is None else set(registered)
+    if pointer.state == "version" and pointer_registered and allowed is not None and (
+            pointer.version not in allowed):
+        wanted = registry_current
+        problems.append(f"CURRENT points at {version_name(pointer.version)}, which was never "
+                        "registered (an interrupted promotion)")
+    elif pointer.state == "version":
         wanted: int | None = pointer.version
     else:
         wanted = registry_current
@@ -286,7 +297,6 @@ def choose_checkpoint(root: Path, registered: Iterable[int] | None = None,
             except CheckpointError as exc:
                 problems.append(str(exc))
                 damaged.append(wanted)
-    allowed = None if registered is None else set(registered)
     for version in sorted(versions(root), reverse=True):
         if version == wanted or (allowed is not None and version not in allowed):
             continue

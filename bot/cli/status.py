@@ -20,6 +20,8 @@ def format_status(s: dict) -> str:
     o = s["orchestrator"]
     lines = [f"orchestrator: running (pid {o['pid']})" if o["running"]
              else "orchestrator: not running (queued jobs run at the next start)"]
+    if o.get("status_file_unreadable"):
+        lines[0] += "; its status file is missing or damaged, so its stage is not shown"
     if o["cycle"]:
         c = o["cycle"]
         lines.append(f"  sleeping now: {c['user_id']} ({c['kind']}, job {c['job_id']}) "
@@ -34,6 +36,9 @@ def format_status(s: dict) -> str:
                      f"{u['cycles_done']} cycles, {u['facts_consolidated']} facts consolidated, "
                      f"checkpoint {u['checkpoint']} ({u['checkpoint_bytes']} bytes); "
                      f"next sleep {u['next_sleep']}")
+        if u.get("checkpoint_problem"):
+            lines.append(f"  warning: {u['checkpoint_problem']}; answering from "
+                         f"{u['checkpoint']} until a rebuild cycle replaces it")
     return "\n".join(lines)
 
 
