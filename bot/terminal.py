@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from bot.engine import Engine
 from bot.orchestrator import Orchestrator, QueueBusy
 from bot.recall import recall_answer
-from bot.wake import EmptyMessage
+from bot.wake import CUT_NOTE, EmptyMessage, bound_input
 from sleep.pipeline import format_report
 
 BANNER = """\
@@ -89,8 +89,10 @@ async def _sleep(s: Session, arg: str) -> str:
 async def _recall(s: Session, arg: str) -> str:
     if not arg:
         return "usage: /recall QUESTION"
+    limit = s.engine.cfg.chat.max_message_chars
+    arg, was = bound_input(arg, limit)
     answer, label = await recall_answer(s.engine, s.user, arg)
-    return f"[{label}] {answer}"
+    return f"[{label}] {answer}" + (f"\n{CUT_NOTE.format(limit=limit)}" if was else "")
 
 
 def help_text() -> str:
@@ -172,6 +174,8 @@ async def _loop(s: Session) -> None:
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             sys.stdout.write("\n")
+            if stream.reply is not None and stream.reply.truncated_input:
+                print(CUT_NOTE.format(limit=s.engine.cfg.chat.max_message_chars))
             if stream.reply is not None and not stream.reply.saved:
                 print(stream.reply.warning)
         except EmptyMessage:

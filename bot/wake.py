@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from bot.engine import Engine
+from memory.store import StoreCorrupt
 from runtime import faults
 from runtime.generation import GenStats, complete, stream_reply
 from runtime.thread import CHAT
@@ -36,10 +37,33 @@ SUMMARY_INSTRUCTION = (
 NOT_SAVED_WARNING = ("⚠ memory is not being saved right now (the data directory is read-only "
                      "or the disk is full): I can still chat, but I will not remember this.")
 SAVE_ERRORS = (OSError, sqlite3.Error)  # read-only directory, full disk, locked database
+# Every path that feeds the model text a person wrote (chat, recall, ingest, eval) bounds it
+# by chat.max_message_chars: typed text is cut and the person told (CUT_NOTE); a file holding
+# longer text is refused (InputTooLong), since cutting would change what is stored or scored.
+CUT_NOTE = ("(your message was longer than {limit:,} characters: I read only the first "
+            "{limit:,}, the limit set by chat.max_message_chars)")
 
 
 class EmptyMessage(ValueError):
     """The message has no text to answer."""
+
+
+class InputTooLong(ValueError):
+    """Text in a file is longer than chat.max_message_chars (the message says where)."""
+
+
+def bound_input(text: str, limit: int) -> tuple[str, int]:
+    """``text`` cut to ``limit`` characters, and its length before (0 when it fitted)."""
+    return (text[:limit], len(text)) if len(text) > limit else (text, 0)
+
+
+def check_input(text: str, limit: int, where: str) -> str:
+    """``text`` if it fits in ``limit`` characters, else :class:`InputTooLong` naming
+    ``where`` (a file and line, a question number)."""
+    if len(text) > limit:
+        raise InputTooLong(f"{where}: the text is {len(text):,} characters long; the limit "
+                           f"is {limit:,} (chat.max_message_chars in the config file)")
+    return text
 
 
 @dataclass
@@ -178,8 +202,8 @@ class ChatService:
         text = clean_text(text)
         if not text:
             raise EmptyMessage("the message is empty")
-        limit = self.cfg.max_message_chars
-        return (text[:limit], True) if len(text) > limit else (text, False)
+        text, was = bound_input(text, self.cfg.max_message_chars)
+        return text, bool(was)
 
     def stream(self, user_id: str, text: str, *, place: str = "", public: bool = False,
                quote: str | None = None) -> ReplyStream:
@@ -203,7 +227,8 @@ class ChatService:
             prompted = {"role": "user", "content": f"{quote}\n\n{text}"}
         await self._maybe_summarize(conv, prompted)
         messages = [self.system_message(conv), *conv.messages, prompted]
-        checkpoint = self.engine.checkpoint(user_id)
+        choice = await self.engine.resolve_checkpoint(user_id)
+        checkpoint = choice.path
         pieces: list[str] = []
         tic = time.perf_counter()
         # aclosing: an abandoned reply stops the generation now (the model thread is shared)
@@ -224,11 +249,13 @@ class ChatService:
                                           undelivered=not delivered)
         except SAVE_ERRORS as exc:  # keep chatting; say clearly that memory is not saved
             exchange_id, saved, warning = 0, False, NOT_SAVED_WARNING
+            if isinstance(exc, StoreCorrupt):  # not a full disk: say what it is
+                warning = f"⚠ memory is not being saved right now: {exc}"
             log.error("user %s: exchange not saved: %s", user_id, exc)
         if delivered:  # the user never saw an abandoned reply: not part of the conversation
             conv.messages += [incoming, {"role": "assistant", "content": reply_text}]
             conv.last_exchange_id = exchange_id or None
-        label = self.engine.checkpoint_label(user_id)
+        label = f"{user_id}/{checkpoint.name}" if checkpoint else "base"
         log.info("user %s: exchange %d answered by %s in %.2fs%s", user_id, exchange_id, label,
                  time.perf_counter() - tic, "" if delivered else " (not delivered)")
         out.reply = Reply(reply_text, exchange_id, label, truncated, saved=saved,

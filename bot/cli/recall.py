@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from bot.cli.common import UserError, print_json, run_async
@@ -21,20 +22,49 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
+def read_batch(path: Path, limit: int) -> list[str]:
+    """The questions of a ``--batch`` file: a JSON list of non-empty strings, each within
+    ``limit`` characters; anything else is refused, saying which item and why."""
+    from bot.wake import InputTooLong, check_input, clean_text
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise UserError(f"--batch {path}: cannot read it as JSON ({exc})") from exc
+    if not isinstance(data, list):
+        raise UserError(f"--batch {path}: expected a JSON list of questions, not a "
+                        f"{type(data).__name__}")
+    if not data:
+        raise UserError(f"--batch {path}: the list of questions is empty")
+    for n, q in enumerate(data, 1):
+        if not isinstance(q, str):
+            raise UserError(f"--batch {path}: question {n} is a {type(q).__name__}, not text")
+        if not clean_text(q):
+            raise UserError(f"--batch {path}: question {n} is empty")
+        try:
+            check_input(q, limit, f"--batch {path}: question {n}")
+        except InputTooLong as exc:
+            raise UserError(str(exc)) from exc
+    return data
+
+
 def main(args: argparse.Namespace, cfg: Config) -> int:
     from bot.engine import open_engine
     from bot.recall import recall_answers
-    from bot.wake import clean_text
+    from bot.wake import CUT_NOTE, bound_input, clean_text
 
+    limit = cfg.chat.max_message_chars
     if args.batch is not None:
-        try:
-            questions = [str(q) for q in json.loads(args.batch.read_text(encoding="utf-8"))]
-        except (OSError, ValueError, TypeError) as exc:
-            raise UserError(f"--batch {args.batch}: expected a JSON list of questions") from exc
+        if args.question is not None:
+            raise UserError("give one question or --batch FILE, not both")
+        questions = read_batch(args.batch, limit)
     elif args.question is None or not clean_text(args.question):
         raise UserError("the question is empty")
     else:
-        questions = [args.question]
+        question, was = bound_input(args.question, limit)
+        if was:  # typed text is cut like a chat message, and the user told
+            print(CUT_NOTE.format(limit=limit), file=sys.stderr)
+        questions = [question]
 
     async def run() -> int:
         async with open_engine(cfg) as engine:
