@@ -957,15 +957,21 @@ class Store:
 
     async def start_ingest(self, user_id: str, sha256: str, name: str, turns: int
                            ) -> IngestRecord:
-        """Record that a file is being ingested from its start (again, if it was before)."""
+        """Record that a file is being ingested from its start (again, if it was before);
+        ``last_exchange_id`` starts at the user's newest exchange: the file's first turn is
+        the next one."""
         async with self._tx() as db:
             await self._ensure_user(db, user_id)
+            cur = await db.execute("SELECT COALESCE(MAX(id), 0) FROM exchanges "
+                                   "WHERE user_id = ?", (user_id,))
+            (before,) = await cur.fetchone()
             await db.execute(
-                "INSERT INTO ingests (user_id, sha256, name, turns, saved, started_at) "
-                "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT(user_id, sha256) DO UPDATE SET "
-                "name = excluded.name, turns = excluded.turns, saved = 0, "
-                "last_exchange_id = NULL, started_at = excluded.started_at, finished_at = NULL",
-                (user_id, sha256, name, turns, time.time()))
+                "INSERT INTO ingests (user_id, sha256, name, turns, saved, last_exchange_id, "
+                "started_at) VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT(user_id, sha256) DO "
+                "UPDATE SET name = excluded.name, turns = excluded.turns, saved = 0, "
+                "last_exchange_id = excluded.last_exchange_id, "
+                "started_at = excluded.started_at, finished_at = NULL",
+                (user_id, sha256, name, turns, before, time.time()))
             cur = await db.execute("SELECT * FROM ingests WHERE user_id = ? AND sha256 = ?",
                                    (user_id, sha256))
             return _ingest(await cur.fetchone())

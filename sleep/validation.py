@@ -60,9 +60,20 @@ def load_mc_file(path: Path) -> list[MCItem]:
             continue
         try:
             row = json.loads(line)
-            item = MCItem(str(row["query"]), [str(c) for c in row["choices"]], int(row["gold"]))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            query, choices, gold = row["query"], row["choices"], row["gold"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise MCFileError(f"{path}:{n}: expected query/choices/gold ({exc})") from exc
+        # exact types: str() and int() would turn a string of choices into its characters
+        # and gold 1.9 into 1 without a word
+        if not isinstance(query, str) or not query.strip():
+            raise MCFileError(f"{path}:{n}: query must be non-empty text")
+        if not isinstance(choices, list) or len(choices) < 2 or not all(
+                isinstance(c, str) and c.strip() for c in choices):
+            raise MCFileError(f"{path}:{n}: choices must be a list of at least two texts")
+        if not isinstance(gold, int) or isinstance(gold, bool):
+            raise MCFileError(f"{path}:{n}: gold must be a whole number (the index of the "
+                              f"right choice), not {gold!r}")
+        item = MCItem(query, choices, gold)
         if not 0 <= item.gold < len(item.choices):
             raise MCFileError(f"{path}:{n}: gold index {item.gold} out of range")
         items.append(item)

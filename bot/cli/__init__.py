@@ -67,6 +67,15 @@ def run_cli(argv: list[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(cfg.log_level, args.verbose)
+    from memory.paths import BadUserId, check_user_id
+
+    try:  # every verb's user ids: --user, and the worker's --enqueue
+        for user in [getattr(args, "user", None), *(getattr(args, "enqueue", None) or [])]:
+            if user is not None:
+                check_user_id(user)
+    except BadUserId as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from bot.engine import DataDirError
     from bot.orchestrator import QueueBusy
     from memory.log import MemoryWriteError

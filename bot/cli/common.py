@@ -21,7 +21,16 @@ def run_async(coro: Coroutine[Any, Any, int]) -> int:
     return asyncio.run(coro)
 
 
-def confirm(question: str) -> bool:
+def confirm(question: str, yes_flag: str = "--yes") -> bool:
+    """Ask on the terminal; a closed or empty stdin (a script, cron) cannot say yes: that is
+    a :class:`UserError` naming ``yes_flag``, never a silent no or a traceback."""
     print(f"{question} [y/N] ", end="", flush=True)
-    answer = sys.stdin.readline()
+    try:
+        answer = sys.stdin.readline() if sys.stdin is not None else ""
+    except (OSError, ValueError):  # stdin closed under us
+        answer = ""
+    if not answer:
+        print()
+        raise UserError(f"no answer to {question!r} (stdin is closed or empty): nothing was "
+                        f"changed; pass {yes_flag} to go ahead without asking")
     return answer.strip().lower() in ("y", "yes")
