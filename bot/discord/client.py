@@ -20,6 +20,7 @@ import sys
 from contextlib import AsyncExitStack
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -192,6 +193,39 @@ async def send_ephemeral(interaction: discord.Interaction, text: str) -> None:
                     getattr(exc, "status", type(exc).__name__))
 
 
+# Reaching Discord at start: this many tries, waiting 2, 4, 8, 16 s between them (about half
+# a minute in all); after that a one-line error. Once connected, discord.py reconnects itself.
+CONNECT_ATTEMPTS = 5
+CONNECT_FIRST_WAIT_S = 2.0
+UNREACHABLE_ERRORS = (OSError, aiohttp.ClientError, TimeoutError, discord.DiscordServerError)
+
+
+class DiscordUnreachable(RuntimeError):
+    """Discord could not be reached at start, after retries (the message says what to do)."""
+
+
+async def login_with_retry(bot: SleepBot, token: str) -> None:
+    """``bot.login`` with backoff while Discord cannot be reached (network down, DNS, a
+    Discord outage); a rejected token or intent is raised at once."""
+    wait, waited = CONNECT_FIRST_WAIT_S, 0.0
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            await bot.login(token)
+            return
+        except UNREACHABLE_ERRORS as exc:
+            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if attempt == CONNECT_ATTEMPTS:
+                raise DiscordUnreachable(
+                    f"error: cannot reach Discord ({why}) after {attempt} attempts over "
+                    f"{waited:.0f}s; check the network connection (and "
+                    "https://discordstatus.com), then run again") from exc
+            log.warning("cannot reach Discord (%s); retry %d of %d in %.0fs", why, attempt,
+                        CONNECT_ATTEMPTS - 1, wait)
+            await asyncio.sleep(wait)
+            waited += wait
+            wait *= 2
+
+
 async def serve(bot: SleepBot, token: str) -> None:
     """Run ``bot`` until it is closed (SIGTERM and SIGINT close it cleanly)."""
     loop = asyncio.get_running_loop()
@@ -201,7 +235,8 @@ async def serve(bot: SleepBot, token: str) -> None:
         except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
             pass
     async with bot:
-        await bot.start(token)
+        await login_with_retry(bot, token)
+        await bot.connect()
 
 
 def run_bot(cfg: Config, token: str) -> int:
@@ -216,6 +251,9 @@ def run_bot(cfg: Config, token: str) -> int:
         return 2
     except discord.PrivilegedIntentsRequired:
         print(INTENTS_HELP, file=sys.stderr)
+        return 2
+    except DiscordUnreachable as exc:
+        print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass
