@@ -79,6 +79,9 @@ class SleepConfig:
     # the general path: every sentence that discloses something, whatever its kind, becomes
     # training pairs (sleep/extraction/statements.py); off leaves the rule layer alone
     general_extraction: bool = True
+    # training examples (pairs × epochs) one cycle may train, so a long chat's cycle keeps to
+    # its time: phrasings go first, then epochs, then the least informative facts (0: no cap)
+    max_train_examples: int = 0
     idle_minutes: float = 30.0
     nightly_time: str = "03:30"
     lora: LoRAConfig = field(default_factory=LoRAConfig)

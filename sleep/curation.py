@@ -32,6 +32,9 @@ NOVELTY_SCALE = 3.0  # nats/token; a loss of 3 maps to 1 - 1/e ≈ 0.63
 
 
 def novelty_from_loss(loss: float) -> float:
+    """Novelty in [0, 1]; NaN when the loss was not measured (novelty threshold 0)."""
+    if math.isnan(loss):
+        return math.nan
     return 1.0 - math.exp(-max(loss, 0.0) / NOVELTY_SCALE)
 
 
@@ -66,8 +69,8 @@ def score(exchanges: list[Exchange], losses: list[float], cfg: SleepConfig
         told = disclosure(ex.user_text)
         if told:
             imp, uti = max(imp, DISCLOSURE_SCORE), max(uti, DISCLOSURE_SCORE)
-        kept = (nov >= cfg.novelty_threshold and imp >= cfg.importance_threshold
-                and uti >= cfg.utility_threshold)
+        kept = ((math.isnan(nov) or nov >= cfg.novelty_threshold)
+                and imp >= cfg.importance_threshold and uti >= cfg.utility_threshold)
         reason = (explain(ex.user_text) if not told else f"discloses: {told[:80]}") if kept \
             else _why_dropped(nov, imp, uti, cfg)
         out.append(ScoredExchange(ex.id, ex.user_text, nov, imp, uti, kept, reason))

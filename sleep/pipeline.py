@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -40,13 +40,14 @@ from sleep.extraction import (
     parse_model_extraction,
     qa_for_facts,
 )
-from sleep.extraction.formation import extract_turns, superseded_answers
+from sleep.extraction.formation import extract_turns, fit_budget, superseded_answers
 from sleep.training import TrainingDiverged, build_example, train_lora
 from sleep.types import Fact, QAPair, ScoredExchange
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, dict], None]
+IDENTITY_PAIRS = 8  # about how many identity pairs a cycle trains (memory/identity.py)
 CycleKind = Literal["light", "deep"]
 CycleStatus = Literal["running", "accepted", "rejected", "empty", "failed"]
 
@@ -191,16 +192,19 @@ class CyclePlan:
     replay_pairs: list[QAPair]
     stages: dict[str, dict] = field(default_factory=dict)
     retired: list[ReplayItem] = field(default_factory=list)  # replaced by a new statement
+    epochs: int = 1  # the configured epochs, fewer when the cycle's budget is tight
 
     def to_dict(self) -> dict:
         """The facts and every training pair (new and replayed) as JSON-ready dicts."""
         return {
             "exchanges": len(self.exchanges),
             "curation": [{"exchange_id": s.exchange_id, "kept": s.kept, "reason": s.reason,
-                          "novelty": round(s.novelty, 3), "importance": round(s.importance, 3),
+                          "novelty": None if math.isnan(s.novelty) else round(s.novelty, 3),
+                          "importance": round(s.importance, 3),
                           "utility": round(s.utility, 3)} for s in self.scored],
             "facts": [f.statement for f in self.facts],
             "retired": [i.answer for i in self.retired],
+            "epochs": self.epochs,
             "pairs": [{"question": p.question, "answer": p.answer, "kind": p.kind,
                        "source_exchange_ids": list(p.source_exchange_ids)}
                       for p in self.new_pairs + self.replay_pairs],
@@ -224,8 +228,11 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     # 1. curation
     t = time.perf_counter()
     exchanges = await store.exchanges(user_id, unconsolidated_only=True)
-    losses = await runtime.run(curation.user_text_losses_steps, user_id, checkpoint,
-                               [e.user_text for e in exchanges], priority=BACKGROUND)
+    if cfg.novelty_threshold > 0:
+        losses = await runtime.run(curation.user_text_losses_steps, user_id, checkpoint,
+                                   [e.user_text for e in exchanges], priority=BACKGROUND)
+    else:  # novelty decides nothing: don't spend the model on it (a real chat has hundreds)
+        losses = [math.nan] * len(exchanges)
     scored = curation.score(exchanges, losses, cfg)
     kept = [s for s in scored if s.kept]
     faults.checkpoint("curation")
@@ -248,9 +255,16 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
         model_facts = [f for f in model_facts if (f.subject, f.value.lower()) not in known]
         facts += model_facts
         new_pairs = dedupe_pairs(new_pairs + qa_for_facts(model_facts, cfg.phrasings_per_fact))
+    found_pairs = len(new_pairs)
+    epochs = cfg.train.epochs
+    if cfg.max_train_examples > 0:  # replay, anchors and identity pairs ride along
+        budget = int(cfg.max_train_examples * (1 - cfg.replay_ratio)) - epochs * (
+            cfg.anchor_pairs + IDENTITY_PAIRS)
+        new_pairs, epochs = fit_budget(new_pairs, epochs, max(budget, 1))
     stage("extraction", t, facts=len(facts), pattern_facts=found.rule_facts,
           statements=found.statements, superseded=len(found.superseded),
-          model_facts_proposed=model_proposed, pairs=len(new_pairs))
+          model_facts_proposed=model_proposed, pairs=len(new_pairs),
+          pairs_found=found_pairs, epochs=epochs)
 
     # 3. replay (this user's buffer only), minus what a new statement replaces (a move)
     t = time.perf_counter()
@@ -260,7 +274,7 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     replay_pairs = replay.as_pairs(replayed)
     stage("replay", t, replayed=len(replay_pairs), retired=len(retired))
     return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages,
-                     retired)
+                     retired, epochs)
 
 
 async def _superseded_items(store: Store, user_id: str, turns: list) -> list[ReplayItem]:
@@ -331,7 +345,8 @@ async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
         if progress and p.step and (p.step == p.total or p.step % 10 == 0):
             progress("training", {"step": p.step, "total": p.total, "loss": round(p.loss, 4)})
 
-    result = await runtime.run(train_lora, user_id, checkpoint, examples, cfg.lora, cfg.train,
+    train_cfg = replace(cfg.train, epochs=plan.epochs)
+    result = await runtime.run(train_lora, user_id, checkpoint, examples, cfg.lora, train_cfg,
                                seed, priority=BACKGROUND, on_item=on_step)
     _stage(report, "training", t, progress, examples=len(examples), steps=result.steps,
            loss_first=round(result.losses[0], 4), loss_last=round(result.losses[-1], 4),

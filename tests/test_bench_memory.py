@@ -52,7 +52,7 @@ def _fake_results() -> dict:
            "report": {"status": "accepted"}}
     base = {"direct": 0.0, "reworded": 0.0, "misses": []}
     return {
-        "formation": [{"factset": "x", "facts": 4, "base": base,
+        "formation": [{"factset": "x", "facts": 4, "coverage": 0.75, "base": base,
                        "retrieval": {"direct": 0.5, "reworded": 0.25, "misses": []},
                        "full_context": {"direct": 1.0, "reworded": None, "misses": []},
                        "cycles": [cyc], "general_base": {"builtin": 1.0, "mc": 0.5},
@@ -68,7 +68,7 @@ def _fake_results() -> dict:
 def test_table_plots_and_targets_from_results(tmp_path):
     results = _fake_results()
     table = summary_table(results)
-    assert "| x | 4 | 0% / 0% | 50% / 25% | 100% / — | 75% / 50% |" in table
+    assert "| x | 4 | 75% | 0% / 0% | 50% / 25% | 100% / — | 75% / 50% |" in table
     assert "0 leaked answers of 8" in table and "| 0.0001 | 1 | 10 | 50% / 25% |" in table
     paths = plot(results, tmp_path)
     assert [p.name for p in paths] == ["recall_per_cycle.png", "lr_sensitivity.png"]

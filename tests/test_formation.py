@@ -147,3 +147,42 @@ def test_dry_run_shows_every_pair_and_changes_nothing(tiny_config, tiny_model_di
     assert json.loads(after.stdout)["queue"] == []
     text = cli("sleep", "--user", "wim", "--dry-run", **args)
     assert "nothing changed" in text.stdout and "dropped exchange 2" in text.stdout
+
+
+def test_the_budget_drops_phrasings_before_epochs_before_facts():
+    from sleep.extraction.formation import fit_budget
+    from sleep.types import QAPair
+
+    pairs = [QAPair(f"q{f}-{k}", f"Fact {f} about Name{f}.", [f]) for f in range(10)
+             for k in range(6)]
+    same, epochs = fit_budget(pairs, 3, 1000)
+    assert same == pairs and epochs == 3  # under budget: untouched
+    fewer, epochs = fit_budget(pairs, 3, 90)  # 30 pairs: three phrasings of every fact
+    assert epochs == 3 and len(fewer) == 30
+    assert {p.answer for p in fewer} == {p.answer for p in pairs}
+    assert all(sum(p.answer == a for p in fewer) == 3 for a in {p.answer for p in pairs})
+    tight, epochs = fit_budget(pairs, 3, 20)  # two phrasings of ten facts need one epoch
+    assert epochs == 1 and len(tight) == 20 and len({p.answer for p in tight}) == 10
+    cut, epochs = fit_budget(pairs, 3, 5)  # fewer than one per fact: the most informative
+    assert epochs == 1 and len(cut) == 5 and len({p.answer for p in cut}) == 5
+
+
+@pytest.mark.asyncio
+async def test_a_long_chat_keeps_to_the_cycles_training_budget(tiny_config):
+    cfg = quick_sleep(tiny_config)
+    cfg.sleep.max_train_examples = 120
+    cfg.sleep.train.epochs = 3
+    cfg.sleep.phrasings_per_fact = 4
+    names = ["Ada", "Bram", "Cleo", "Dario", "Elke", "Femi", "Greta", "Hugo", "Ines", "Joss",
+             "Kaja", "Luca", "Mira", "Nils", "Odile", "Pavel", "Quinn", "Rosa", "Sven", "Tove"]
+    towns = ["Aalst", "Bergen", "Cork", "Delft", "Eger", "Faro", "Gap", "Hull", "Ieper", "Jena",
+             "Kiel", "Lund", "Mons", "Nancy", "Oulu", "Pula", "Quimper", "Riga", "Sion", "Tartu"]
+    said = [f"My friend {n} lives in {t} and works as a baker." for n, t in zip(names, towns)]
+    async with open_engine(cfg) as engine:
+        chat = ChatService(engine)
+        for text in said:
+            await chat.save("xia", text, "Oh!")
+        plan = await plan_cycle(engine.cycle_context("xia"))
+    assert plan.stages["extraction"]["pairs_found"] > len(plan.new_pairs)
+    assert len(plan.new_pairs) * plan.epochs <= 120
+    assert all(s.novelty != s.novelty for s in plan.scored)  # threshold 0: never scored (NaN)

@@ -226,6 +226,11 @@ async def memory_formation(cfg: Config, runtime: ModelRuntime, fs: FactSet, opts
             engine, user, mc if "mc" in general_base else None)
         result["reworded_in_training"] = sorted(
             set(reworded_q) & await _training_questions(engine, user))
+        # what reached the training data: a question whose keys no trained answer holds
+        # cannot be recalled, whatever the training does
+        trained = [i.answer for i in await engine.store.replay_items(user)]
+        hits = [any(score_answer(a, q.keys) for a in trained) for q in fs.questions]
+        result["coverage"] = sum(hits) / len(hits) if hits else 0.0
     return result
 
 
@@ -317,9 +322,9 @@ def point_from_formation(formation: dict, cfg: Config, lr: float, epochs: int) -
 
 def summary_table(results: dict) -> str:
     """The Markdown table of the run."""
-    lines = ["| fact set | facts | base | retrieval (BM25) | full context | "
+    lines = ["| fact set | facts | in training data | base | retrieval (BM25) | full context | "
              + " | ".join(f"after sleep {c['cycle']}" for c in results["formation"][0]["cycles"])
-             + " |", "|---|---|---|---|---|" + "---|" * len(results["formation"][0]["cycles"])]
+             + " |", "|---|---|---|---|---|---|" + "---|" * len(results["formation"][0]["cycles"])]
 
     def pair(s: dict | None) -> str:
         if s is None:
@@ -327,7 +332,8 @@ def summary_table(results: dict) -> str:
         return f"{s['direct']:.0%} / " + ("—" if s["reworded"] is None else f"{s['reworded']:.0%}")
 
     for f in results["formation"]:
-        cells = [f["factset"], str(f["facts"]), pair(f["base"]), pair(f["retrieval"]),
+        cov = f"{f['coverage']:.0%}" if "coverage" in f else "—"
+        cells = [f["factset"], str(f["facts"]), cov, pair(f["base"]), pair(f["retrieval"]),
                  pair(f.get("full_context"))] + [pair(c) for c in f["cycles"]]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")

@@ -119,3 +119,35 @@ def superseded_answers(earlier: list[Turn], new: list[Turn]) -> Replaced:
             if s is not None:
                 out.values.setdefault(i, set()).add(s[2])
     return out
+
+
+def informativeness(answer: str) -> float:
+    """How much a restated fact holds: names and numbers count most, then its length."""
+    words = answer.split()
+    named = sum(1 for w in words[1:] if w[:1].isupper() or any(c.isdigit() for c in w))
+    return named + 0.1 * len(words)
+
+
+def fit_budget(pairs: list[QAPair], epochs: int, budget: int) -> tuple[list[QAPair], int]:
+    """At most ``budget`` training examples (pairs × epochs) from ``pairs``.
+
+    A long real conversation yields far more statements than one cycle can train in its time
+    budget. Phrasings go first, taken round-robin over facts (one answer, one fact) so every
+    fact keeps its best questions (at least two while possible); then epochs; only then the
+    least informative facts (:func:`informativeness`). Returns (pairs, epochs).
+    """
+    if budget <= 0 or len(pairs) * epochs <= budget:
+        return pairs, epochs
+    groups: dict[str, list[QAPair]] = {}
+    for p in pairs:
+        groups.setdefault(p.answer, []).append(p)
+    if 2 * len(groups) * epochs > budget:
+        epochs = max(1, budget // (2 * len(groups)))
+    target = budget // epochs
+    ranked = sorted(groups.values(), key=lambda g: -informativeness(g[0].answer))
+    chosen: list[QAPair] = []
+    depth = 0
+    while len(chosen) < target and any(depth < len(g) for g in ranked):
+        chosen += [g[depth] for g in ranked if depth < len(g)][: target - len(chosen)]
+        depth += 1
+    return chosen, epochs
