@@ -655,12 +655,13 @@ async def user_status_dict(store: Store, data_dir: Path, user_id: str) -> dict[s
     # verified (once per file version): a damaged delta is reported, never shown as fine
     choice = checkpoints.choose_checkpoint(root, [r.version for r in records], current)
     path = choice.path
+    problem = choice.problem or checkpoints.recent_damage(root, path)  # repaired, not rebuilt
     try:
         size = (path / checkpoints.DELTA).stat().st_size if path else 0
     except OSError:
         size = 0
     return {
-        "checkpoint_problem": choice.problem,
+        "checkpoint_problem": problem,
         "user_id": user_id,
         "turns_since_sleep": status.turns_since_sleep if status else 0,
         "cycles_done": status.cycles_done if status else 0,

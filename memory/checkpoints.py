@@ -309,6 +309,21 @@ def choose_checkpoint(root: Path, registered: Iterable[int] | None = None,
     return Choice(None, "; ".join(problems) or None, damaged, wanted)
 
 
+def recent_damage(root: Path, current: Path | None) -> str | None:
+    """A note on the newest version set aside as damaged since ``current`` was written (None
+    once a newer version replaced it, or when nothing was ever set aside)."""
+    try:
+        aside = [p for p in (Path(root) / DAMAGED).iterdir() if p.is_dir()]
+        since = (current / MANIFEST).stat().st_mtime if current is not None else 0.0
+    except OSError:
+        return None
+    newest = max(aside, key=lambda p: p.stat().st_mtime, default=None)
+    if newest is None or newest.stat().st_mtime < since:
+        return None
+    return (f"{newest.name.split('-')[0]} failed its integrity check and was set aside "
+            f"({DAMAGED}/{newest.name})")
+
+
 def set_aside(root: Path, version: int) -> Path | None:
     """Move a damaged version folder to ``damaged/`` (kept for inspection, out of the way of
     the version numbering); returns where it went, or None if it was not there."""
@@ -322,6 +337,7 @@ def set_aside(root: Path, version: int) -> Path | None:
     while dest.exists():
         dest, n = dest_dir / f"{src.name}-{int(time.time())}-{n}", n + 1
     os.replace(src, dest)
+    os.utime(dest)  # its mtime says when it was set aside (recent_damage compares it)
     fsync_path(root)
     return dest
 

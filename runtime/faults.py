@@ -8,6 +8,10 @@ N-th time the point is reached (default the first). Unset, a kill point costs on
     SLEEPBOT_KILL_AT=fusion-written python -m bot worker --enqueue alice --until-empty
 
 What a kill leaves behind is repaired at the next start by :mod:`bot.recovery`.
+
+``SLEEPBOT_STOP_AT`` names a point the same way, where the process SIGSTOPs itself instead:
+frozen there, holding its locks and files, until SIGCONT (a test then knows the process is
+exactly there, alive, whatever the machine's speed).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import signal
 log = logging.getLogger(__name__)
 
 ENV = "SLEEPBOT_KILL_AT"
+STOP_ENV = "SLEEPBOT_STOP_AT"
 # Every kill point in the code, in the order a message and a cycle reach them.
 POINTS = (
     "logging",          # bot/wake.py: exchange in SQLite, not yet in the JSONL log
@@ -32,8 +37,8 @@ POINTS = (
 _hits: dict[str, int] = {}
 
 
-def _target() -> tuple[str, int] | None:
-    raw = os.environ.get(ENV, "").strip()
+def _target(env: str = ENV) -> tuple[str, int] | None:
+    raw = os.environ.get(env, "").strip()
     if not raw:
         return None
     name, _, count = raw.partition(":")
@@ -41,11 +46,14 @@ def _target() -> tuple[str, int] | None:
 
 
 def checkpoint(name: str) -> None:
-    """A kill point: SIGKILL this process if ``SLEEPBOT_KILL_AT`` selects it."""
-    target = _target()
-    if target is None or target[0] != name:
-        return
-    _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] >= target[1]:
-        log.warning("kill point %s reached: sending SIGKILL to myself", name)
-        os.kill(os.getpid(), signal.SIGKILL)
+    """A kill point: SIGKILL this process if ``SLEEPBOT_KILL_AT`` selects it (SIGSTOP if
+    ``SLEEPBOT_STOP_AT`` does)."""
+    for env, sig in ((ENV, signal.SIGKILL), (STOP_ENV, signal.SIGSTOP)):
+        target = _target(env)
+        if target is None or target[0] != name:
+            continue
+        key = f"{env}:{name}"
+        _hits[key] = _hits.get(key, 0) + 1
+        if _hits[key] == target[1]:
+            log.warning("kill point %s reached: sending %s to myself", name, sig.name)
+            os.kill(os.getpid(), sig)
