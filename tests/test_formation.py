@@ -177,7 +177,8 @@ async def test_a_long_chat_keeps_to_the_cycles_training_budget(tiny_config):
              "Kaja", "Luca", "Mira", "Nils", "Odile", "Pavel", "Quinn", "Rosa", "Sven", "Tove"]
     towns = ["Aalst", "Bergen", "Cork", "Delft", "Eger", "Faro", "Gap", "Hull", "Ieper", "Jena",
              "Kiel", "Lund", "Mons", "Nancy", "Oulu", "Pula", "Quimper", "Riga", "Sion", "Tartu"]
-    said = [f"My friend {n} lives in {t} and works as a baker." for n, t in zip(names, towns)]
+    said = [f"My friend {n} lives in {t} and works as a baker."
+            for n, t in zip(names, towns, strict=True)]
     async with open_engine(cfg) as engine:
         chat = ChatService(engine)
         for text in said:
@@ -186,3 +187,28 @@ async def test_a_long_chat_keeps_to_the_cycles_training_budget(tiny_config):
     assert plan.stages["extraction"]["pairs_found"] > len(plan.new_pairs)
     assert len(plan.new_pairs) * plan.epochs <= 120
     assert all(s.novelty != s.novelty for s in plan.scored)  # threshold 0: never scored (NaN)
+
+
+def test_a_question_is_never_trained_with_two_different_answers():
+    got = extract_turns(turns("I have a dachshund named Rex.", "I also have a cat called Sprocket.",
+                              "My sister Ana works as a nurse in Porto."), phrasings=8)
+    answers: dict[str, set[str]] = {}
+    for p in got.pairs:
+        answers.setdefault(p.question.lower(), set()).add(p.answer)
+    pets = answers.get("what is my pet called?", set())
+    assert not ({a for a in pets if "Rex" in a} and {a for a in pets if "Sprocket" in a})
+    assert "what is my dachshund called?" in answers and "what is my cat called?" in answers
+    # answers that add to each other are not a conflict: "Who is Ana?" keeps both
+    assert len(answers.get("who is ana?", set())) >= 1
+
+
+def test_a_thing_with_a_name_is_asked_for_by_its_name_and_its_kind():
+    got = extract_turns(turns("We share the flat with a tortoise named Gustavo."), phrasings=10)
+    questions = {p.question for p in got.pairs}
+    assert "What is my tortoise called?" in questions
+    assert "What is my pet called?" in questions  # one pet: the general word is unambiguous
+
+
+def test_time_that_is_counted_is_not_made_a_date():
+    got = extract_turns(turns("It will be our first proper holiday in two years."), 6)
+    assert all("in two years" in p.answer for p in got.pairs)

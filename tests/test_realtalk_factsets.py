@@ -7,10 +7,8 @@ Needs the REALTALK chats next to the repository (../shared/data/realtalk); skips
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,6 @@ from sleep.factsets import load_factset, score_answer
 
 REPO = Path(__file__).resolve().parents[1]
 REALTALK = REPO.parent / "shared" / "data" / "realtalk"
-SCRIPT = REPO / "scripts" / "realtalk_factsets.py"
 
 pytestmark = pytest.mark.skipif(
     not REALTALK.is_dir() or not any(REALTALK.glob("Chat_*.json")),
@@ -27,17 +24,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("realtalk_factsets", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("realtalk_factsets", module)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def script():
-    return _load_script()
+    from bot.bench import realtalk
+
+    return realtalk
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,8 @@ keys): ``source``, ``speaker``, ``chat``, ``in_chat_name``, ``turn_times`` (ISO)
 the evidence lines; "time": the answer is the date the evidence line was written), in the same
 orders as ``user_turns`` and ``questions``.
 
-Run from the repository root::
+Run from the repository root (``bench coverage --realtalk`` and ``bench memory --realtalk``
+use the sets; ``bench memory --lifelong`` builds them itself)::
 
     python scripts/realtalk_factsets.py [--realtalk DIR] [--out DIR]
 
@@ -55,7 +56,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_REALTALK = REPO.parent / "shared" / "data" / "realtalk"
 DEFAULT_OUT = REPO / "data" / "factsets" / "realtalk"  # data/ is not committed
 SOURCE = "danny911kr/REALTALK @ b903e06a"
@@ -402,7 +403,7 @@ def _rewrite_pronouns(text: str, gender: str) -> str:
     meant (a person noun between the speaker's last mention and the pronoun)."""
     edits: list[tuple[int, int, str]] = []
     last_self = None
-    rivals = _PERSON_NOUNS[gender] | _PERSON_NOUNS["?"]
+    rivals = _PERSON_NOUNS.get(gender, set()) | _PERSON_NOUNS["?"]
     words = list(re.finditer(r"[A-Za-z]+(?:-[A-Za-z]+)?", text))
     for i, m in enumerate(words):
         low = m.group(0).lower()
@@ -816,8 +817,11 @@ def attribute_dropped(qa: dict, lines_by_id: dict[str, Line], speakers: dict) ->
 
 
 def build_chat(path: Path) -> tuple[list[SpeakerResult], Counter]:
-    speakers = SPEAKERS[path.name]
     data, lines = read_chat(path)
+    # a chat not in the table (another chat in the same format): speakers go by their keys,
+    # with no gender for "he"/"she"
+    speakers = SPEAKERS.get(path.name) or {
+        data["name"][k]: ((data["name"][k],), "") for k in ("speaker_1", "speaker_2")}
     by_id = {ln.dia_id: ln for ln in lines}
     results = {}
     for speaker in (data["name"]["speaker_1"], data["name"]["speaker_2"]):

@@ -51,8 +51,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mem.add_argument("--quick", action="store_true",
                      help="one small fact set, one cycle, no full-context baseline or LR "
                      "sweep; isolation only with --second-user")
-    mem.add_argument("--out", type=Path, default=Path("bench-out/memory"))
+    mem.add_argument("--out", type=Path, default=None,
+                     help="default bench-out/memory (bench-out/lifelong with --lifelong)")
     mem.add_argument("--json", action="store_true")
+    mem.add_argument("--lifelong", type=Path, default=None, metavar="CHAT.json",
+                     help="a REALTALK chat: one speaker sleeps every night for 21 days")
+    mem.add_argument("--speaker", default=None, help="with --lifelong: whose messages")
+    mem.add_argument("--nights", type=int, default=0, help="with --lifelong: stop after N")
     mem.set_defaults(func=memory_main)
 
     ld = bsub.add_parser("load", help="many users chatting while sleep cycles run")
@@ -113,6 +118,8 @@ def memory_main(args: argparse.Namespace, cfg: Config) -> int:
         summary_table,
     )
 
+    if args.lifelong is not None:
+        return lifelong_main(args, cfg)
     quick = args.quick
     ours = (cfg.sleep.train.learning_rate, cfg.sleep.train.epochs)
     grid = [] if args.no_lr or quick else (
@@ -121,7 +128,7 @@ def memory_main(args: argparse.Namespace, cfg: Config) -> int:
     opts = BenchOptions(factsets=args.facts or [], second_user=args.second_user, mc=args.mc,
                         mc_limit=50 if quick else args.mc_limit,
                         cycles=args.cycles or (1 if quick else 2), lr_grid=grid,
-                        out=args.out, quick=quick)
+                        out=args.out or Path("bench-out/memory"), quick=quick)
     results = asyncio.run(run_memory_bench(cfg, opts))
     if args.json:
         print_json(results)
@@ -159,5 +166,20 @@ def coverage_main(args: argparse.Namespace, cfg: Config) -> int:
                             "python scripts/realtalk_factsets.py first")
         paths += factset_paths(args.realtalk)
     result = asyncio.run(run_coverage_bench(cfg, paths))
+    print_json(result) if args.json else print(format_table(result))
+    return 0
+
+
+def lifelong_main(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.bench.lifelong import LifelongOptions, format_table, run_lifelong
+
+    if not args.lifelong.is_file():
+        raise UserError(f"no chat file at {args.lifelong}")
+    opts = LifelongOptions(args.lifelong, args.speaker, args.mc, args.mc_limit,
+                           args.out or Path("bench-out/lifelong"), args.nights)
+    try:
+        result = asyncio.run(run_lifelong(cfg, opts))
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     print_json(result) if args.json else print(format_table(result))
     return 0

@@ -26,6 +26,7 @@ from sleep.extraction.rules import extract_conversation
 from sleep.extraction.statements import (
     Statement,
     former,
+    generalised,
     questions_for,
     slot,
     statements_from_turns,
@@ -70,13 +71,39 @@ def extract_turns(turns: list[Turn], phrasings: int, *, rules: bool = True,
         rule_facts = [f for f in rule_facts if not _only_in(f.value, gone, current)]
         out.statements = len(live)
         out.facts += [statement_fact(st) for st in live]
-        out.pairs += [QAPair(q, a, list(st.source_exchange_ids), "fact")
-                      for st in live for q, a in questions_for(st, phrasings, seed)]
+        for st in live:
+            asked = questions_for(st, phrasings, seed)
+            out.pairs += [QAPair(q, a, list(st.source_exchange_ids), "fact") for q, a in asked]
+            out.pairs += [QAPair(q, st.restated, list(st.source_exchange_ids), "fact")
+                          for q in generalised([q for q, _ in asked])]
     out.facts = rule_facts + out.facts
-    out.pairs = qa_for_facts(rule_facts, phrasings) + out.pairs
+    out.pairs = drop_conflicts(dedupe_pairs(qa_for_facts(rule_facts, phrasings) + out.pairs))
     out.rule_facts = len(rule_facts)
-    out.pairs = dedupe_pairs(out.pairs)
     return out
+
+
+def _named(text: str, skip: set[str]) -> set[str]:
+    """Names and numbers in a sentence (after its first word), less those in ``skip``."""
+    words = [w.strip(".,!?;:'\"()").lower() for w in text.split()[1:]]
+    caps = [w for w, raw in zip(words, text.split()[1:], strict=True)
+            if raw[:1].isupper() or any(c.isdigit() for c in raw)]
+    return {w for w in caps if w and w not in skip}
+
+
+def drop_conflicts(pairs: list[QAPair]) -> list[QAPair]:
+    """Drop a question trained with answers that name different things ("What is my pet
+    called?" for a dog Rex and a cat Sprocket): one question, one fact. Answers that add to
+    each other ("Ana is your sister." / "Your sister Ana works in Porto.") stay."""
+    by_question: dict[str, list[QAPair]] = {}
+    for p in pairs:
+        by_question.setdefault(" ".join(p.question.lower().split()), []).append(p)
+    bad = set()
+    for q, ps in by_question.items():
+        skip = _named("x " + q, set())
+        names = [n for n in (_named(p.answer, skip) for p in ps) if n]
+        if any(not (a & b) for i, a in enumerate(names) for b in names[i + 1:]):
+            bad.add(q)
+    return [p for p in pairs if " ".join(p.question.lower().split()) not in bad]
 
 
 def _only_in(value: str, gone: list[Statement], live: list[Statement]) -> bool:

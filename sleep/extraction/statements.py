@@ -1821,6 +1821,8 @@ _RELATIVE_RE = re.compile(
 )
 
 
+_COUNTING = re.compile(r"\b(?:first|last|only|best|worst|longest|once|twice|times|"
+                       r"have|has|had|haven't|hasn't|hadn't|'ve|been|ever|never)\b", re.I)
 _COUNTED_FROM_NOW = re.compile(
     r"\b(a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d{1,2})\s+"
     r"(day|week|month)s?\s+from\s+(?:today|now)\b", re.I)
@@ -1839,6 +1841,9 @@ def resolve_times(sentence: str, when: datetime | date | None) -> str:
     today = when.date() if isinstance(when, datetime) else when
 
     def repl(m: re.Match) -> str:
+        # "our first holiday in two years", "I haven't seen her in years" count time: no date
+        if m.group(0).lower().startswith("in ") and _COUNTING.search(sentence[:m.start()]):
+            return m.group(0)
         prep, phrase = _relative(m, today)
         if not prep or _PREP_BEFORE.search(sentence[:m.start()]):
             return phrase
@@ -3320,6 +3325,43 @@ def _insitu(st: Statement) -> list[str]:
     return [q for q in qs if q and len(q.split()) > 2]
 
 
+_GENERALISABLE = frozenset({"pet", "instrument", "vehicle", "hobby", "sport", "plant", "food",
+                            "drink", "language", "game"})
+_OWNER = re.compile(r"\b(my|our|your)\s+([^\W\d_]+)\b", re.I)
+
+
+_NAMED = re.compile(
+    r"\b(?:a|an|my|our|the|his|her|their)\s+((?:[a-z-]+\s+){0,2}[a-z-]+)\s*,?\s+"
+    r"(?:named|called)\s+[A-Z]")
+
+
+def _named_questions(first_person: str) -> list[str]:
+    """"... a tortoise named Gustavo" anywhere in a sentence: the name of the thing is asked
+    for as people ask it, whatever the rest of the sentence is about."""
+    out = []
+    for m in _NAMED.finditer(first_person):
+        head = m.group(1).split()[-1]
+        if head in _DET | _PREP | _POSS | _SUBJ_PRON or head == "person":
+            continue
+        owner = "my" if re.match(r"(?:a|an|my|the)\b", m.group(0)) else "our"
+        out += [f"What is {owner} {head} called?", f"What is the name of {owner} {head}?"]
+    return out
+
+
+def generalised(questions: list[str]) -> list[str]:
+    """Span questions with the thing named by its kind ("What is my tortoise called?" → "What
+    is my pet called?"): people ask with the general word as often. Two pets make such a
+    question ambiguous, so the caller keeps it only where one answer fits (see formation)."""
+    out = []
+    for q in questions:
+        m = _OWNER.search(q)
+        cats = _CATEGORY.get(m.group(2).lower(), []) if m else []
+        cat = next((c for c in cats if c in _GENERALISABLE and c != m.group(2).lower()), None)
+        if cat:
+            out.append(q[:m.start(2)] + cat + q[m.end(2):])
+    return out
+
+
 def questions_for(statement: Statement, n: int = 8, seed: int = 0) -> list[tuple[str, str]]:
     """Up to ``n`` (question, answer) pairs for a statement; every answer is the restated
     statement. Span questions come first, then category paraphrases, dates, topics, a yes/no
@@ -3376,6 +3418,7 @@ def questions_for(statement: Statement, n: int = 8, seed: int = 0) -> list[tuple
         yn = _ask(c, None, None, "", keep=True, positive=True)
         if yn:
             groups["other"].append(yn)
+    groups["span"] += _named_questions(fp)
     groups["topic"] = _topic_questions(cl, statement, toks)
     if cl is None:
         groups["other"] += _insitu(statement)

@@ -1,0 +1,70 @@
+"""``bench memory --lifelong`` on a small invented chat in REALTALK's format, on the tiny model:
+one cycle per day of messages, questions asked once their evidence was said, the week-one
+forgetting check in a new process, and the plot.
+
+    .venv/bin/python -m pytest -q tests/test_lifelong.py
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import quick_sleep
+
+# Two invented people over three days; dia_ids and fields as REALTALK writes them.
+DAYS = [
+    ("03.03.2025", [("Ines", "I just adopted a tortoise, his name is Admiral Pebbles!"),
+                    ("Tove", "Congrats! I'm off to Bergen for work this week."),
+                    ("Ines", "My sister Ana works as a nurse in Porto.")]),
+    ("04.03.2025", [("Ines", "Today I started a pottery class at the community hall."),
+                    ("Tove", "Nice, how was it?")]),
+    ("05.03.2025", [("Ines", "I bought a green bicycle from a shop in Ghent.")]),
+]
+QA = [
+    {"question": "What is the name of Ines's tortoise?", "answer": "Admiral Pebbles",
+     "evidence": ["D1:1"], "category": 1},
+    {"question": "Where does Ines's sister work?", "answer": "Porto",
+     "evidence": ["D1:3"], "category": 1},
+    {"question": "What class did Ines start?", "answer": "pottery", "evidence": ["D2:1"],
+     "category": 1},
+    {"question": "What color is Ines's bicycle?", "answer": "green", "evidence": ["D3:1"],
+     "category": 1},
+]
+
+
+def write_chat(path) -> None:
+    chat = {"name": {"speaker_1": "Ines", "speaker_2": "Tove"}, "qa": QA}
+    for n, (day, lines) in enumerate(DAYS, 1):
+        chat[f"session_{n}"] = [
+            {"clean_text": text, "speaker": who, "date_time": f"{day}, 1{k}:00:00",
+             "img_file": [], "img_url": [], "dia_id": f"D{n}:{k + 1}"}
+            for k, (who, text) in enumerate(lines)]
+        chat[f"session_{n}_date_time"] = f"{day}, 10:00:00"
+        chat[f"events_session_{n}"] = {"agent_a": [], "agent_b": []}
+    path.write_text(json.dumps(chat))
+
+
+@pytest.mark.asyncio
+async def test_lifelong_sleeps_every_night_and_asks_what_was_said(tiny_config, tmp_path):
+    from bot.bench.lifelong import LifelongOptions, format_table, load_speakers, run_lifelong
+
+    chat = tmp_path / "Chat_99_Ines_Tove.json"
+    write_chat(chat)
+    [ines] = load_speakers(chat)  # Tove has no questions
+    assert ines.name == "Ines" and len(ines.factset.questions) == 4
+    assert ines.factset.questions[0].question == "What is the name of my tortoise?"
+    cfg = quick_sleep(tiny_config)
+    result = await run_lifelong(cfg, LifelongOptions(chat, out=tmp_path / "out"))
+    nights = result["nights"]
+    assert [n["day"] for n in nights] == ["2025-03-03", "2025-03-04", "2025-03-05"]
+    assert [n["turns"] for n in nights] == [2, 1, 1]
+    assert [n["asked"] for n in nights] == [2, 3, 4]
+    assert all(n["status"] == "accepted" for n in nights), nights
+    assert result["week_one"]["questions"] == 4
+    assert 0.0 <= result["week_one"]["at_the_end"] <= 1.0
+    assert result["general_after"]["builtin"] >= 0.0
+    assert (tmp_path / "out" / "lifelong.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["speaker"] == "Ines"
+    assert "| 3 | 2025-03-05 | 1 | accepted |" in format_table(result)
