@@ -121,7 +121,7 @@ async def _ingest(args: argparse.Namespace, cfg: Config, turns: list[Turn], dige
                   f"{record.saved} of {total} exchanges")
         chat = ChatService(engine)
         conv = await chat.conversation(user)
-        saved, last = record.saved, record.last_exchange_id or 0
+        saved, last, new = record.saved, record.last_exchange_id or 0, 0
         try:
             for n, turn in enumerate(turns[saved:]):
                 # a stopped run may have saved this one without recording it (a kill between)
@@ -137,16 +137,22 @@ async def _ingest(args: argparse.Namespace, cfg: Config, turns: list[Turn], dige
                                                       conv.session_id, "ingest")
                         conv.messages += [{"role": "user", "content": turn.user},
                                           {"role": "assistant", "content": turn.reply}]
+                    new += 1
                 saved, last = saved + 1, exchange_id
                 await store.ingest_progress(record.id, saved, last, done=saved == total)
         except SAVE_ERRORS as exc:
             # the exchange may be in SQLite already (the log write failed): then it counts,
             # and recovery appends it to the log at the next start
-            if saved < total and await _saved_after(store, user, last, turns[saved]):
+            exchange_id = (await _saved_after(store, user, last, turns[saved])
+                           if saved < total else None)
+            if exchange_id is not None:
                 saved += 1
+                try:
+                    await store.ingest_progress(record.id, saved, exchange_id)
+                except SAVE_ERRORS:  # the next run finds it by its text all the same
+                    pass
             raise UserError(f"{exc}: {saved} of {total} exchanges saved; free some space or "
                             "make the data directory writable, then run the same command "
                             "again: it continues where it stopped") from exc
-    print(f"ingested {total - record.saved} exchanges for user {user}"
-          if record.saved else f"ingested {total} exchanges for user {user}")
+    print(f"ingested {new} exchanges for user {user}")
     return 0
