@@ -159,11 +159,14 @@ async def plan(engine: Engine, user_id: str, *, phrase: str | None = None,
 
 
 async def _plan_facts(engine: Engine, user_id: str, fact_ids: list[int]) -> ForgetPlan:
+    """The chosen items, the exchanges they came from, and every other item learned from
+    those exchanges (the words that taught it are gone; the rebuild must not replay it)."""
     store = engine.store
     wanted = set(fact_ids)
-    items = [i for i in await retry_io("read replay items", store.replay_items, user_id)
-             if i.id in wanted]  # the user's own items only: another user's id matches none
-    sources = {e for i in items for e in i.source_exchange_ids}
+    every = await retry_io("read replay items", store.replay_items, user_id)
+    chosen = [i for i in every if i.id in wanted]  # the user's own: another's id matches none
+    sources = {e for i in chosen for e in i.source_exchange_ids}
+    items = [i for i in every if i.id in wanted or sources.intersection(i.source_exchange_ids)]
     exchanges = await retry_io("read exchanges", store.exchanges, user_id)
     doomed = [e.id for e in exchanges if e.id in sources]
     records = await retry_io("read the log", engine.conversation_log(user_id).aread)
@@ -171,7 +174,7 @@ async def _plan_facts(engine: Engine, user_id: str, fact_ids: list[int]) -> Forg
     n_checkpoints = len(checkpoints.versions(engine.paths(user_id).checkpoints))
     return ForgetPlan(user_id, False, None, doomed, [i.id for i in items],
                       len(exchanges) - len(doomed), n_checkpoints, n_log,
-                      fact_ids=[i.id for i in items])
+                      fact_ids=[i.id for i in chosen])
 
 
 def _drop_cached_weights(ctx: ModelContext, user_id: str) -> None:

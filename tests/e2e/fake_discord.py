@@ -48,6 +48,7 @@ gateway frames may be plain text even though the client asks for zlib-stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import itertools
@@ -256,7 +257,9 @@ class FakeDiscord:
         """The bot is added to a new guild (GUILD_CREATE, as when someone invites it)."""
         gid = self.add_guild(name)
         self.add_channel(gid, name="general")
-        await self.send_event("GUILD_CREATE", self.guild_payload(gid))
+        payload = self.guild_payload(gid)
+        del payload["unavailable"]  # absent on a join (False would mean "back from an outage")
+        await self.send_event("GUILD_CREATE", payload)
         return gid
 
     @staticmethod
@@ -466,18 +469,16 @@ class FakeDiscord:
     # -- waiting --------------------------------------------------------------------------
     async def wait_for(self, predicate: Callable[[], T], timeout: float = 120.0) -> T:
         """Wait until ``predicate()`` is truthy (checked after every REST call and gateway
-        frame); return it."""
-        result: list[T] = []
-
-        def check() -> bool:
-            value = predicate()
-            if value:
-                result.append(value)
-            return bool(value)
-
+        frame, and every 50 ms for what the bot does on its own); return it."""
+        deadline = asyncio.get_running_loop().time() + timeout
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(check), timeout)
-        return result[0]
+            while not (value := predicate()):
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise TimeoutError(f"still waiting after {timeout} s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), min(0.05, left))
+        return value
 
     async def settled(self) -> None:
         """Wait until no REST call is being answered."""

@@ -13,133 +13,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from fake_discord import FakeDiscord, FakeInteraction, NotVisible, utf16_len
-
-TOKEN = "fake-token-must-never-be-logged-0123456789"
-SECRET = "Zorbanella"
-
-
-@dataclass
-class Env:
-    fake: FakeDiscord
-    bot: object  # bot.discord.client.SleepBot
-    cfg: object
-    task: asyncio.Task
-
-    @property
-    def engine(self):
-        return self.bot.engine
-
-    @property
-    def orch(self):
-        return self.bot.orchestrator
-
-
-def e2e_config(tmp_path: Path, model_dir: Path):
-    from runtime.config import load_config
-
-    cfg = load_config(data_dir=tmp_path / "data", model=str(model_dir), env={})
-    cfg.chat.max_tokens = 12
-    cfg.discord.edit_interval = 0.05
-    cfg.sleep.turn_threshold = 1000  # tests ask for sleep themselves
-    cfg.sleep.idle_minutes = 0
-    # a tiny-model cycle that is quick and accepted: these tests check the flow, not recall
-    cfg.sleep.tau = 0.0
-    cfg.sleep.deep_every = 0
-    cfg.sleep.phrasings_per_fact = 1
-    cfg.sleep.lora.layers = 1
-    cfg.sleep.train.learning_rate = 1e-3
-    cfg.sleep.train.max_seq_len = 64
-    return cfg
-
-
-async def start_bot(cfg, runtime=None, fake: FakeDiscord | None = None) -> Env:
-    from bot.discord.client import SleepBot
-
-    fake = fake or FakeDiscord()
-    await fake.start()
-    fake.install()
-    bot = SleepBot(cfg, runtime=runtime, guild_ready_timeout=0.05)
-    task = asyncio.create_task(bot.start(TOKEN))
-    waiter = asyncio.create_task(bot.wait_until_ready())
-    done, _ = await asyncio.wait({task, waiter}, timeout=120,
-                                 return_when=asyncio.FIRST_COMPLETED)
-    if task in done:  # start() ended before ready: surface its error
-        waiter.cancel()
-        task.result()
-    assert waiter in done, "the bot did not get ready"
-    return Env(fake, bot, cfg, task)
-
-
-async def stop_bot(env: Env) -> None:
-    await env.bot.close()
-    await asyncio.wait({env.task}, timeout=30)
-    env.fake.uninstall()
-    await env.fake.stop()
-    assert env.fake.unknown == [], [f"{c.method} {c.path}" for c in env.fake.unknown]
-    assert_never_pings(env.fake)
-
-
-def assert_never_pings(fake: FakeDiscord) -> None:
-    """Everything the bot sent with text in it (messages, edits, interaction responses,
-    follow-ups) carried allowed_mentions with parse: [] (AllowedMentions.none())."""
-    for call in fake.calls:
-        body = call.body if isinstance(call.body, dict) else {}
-        payload = body.get("data", body) if call.path.endswith("/callback") else body
-        if isinstance(payload, dict) and "content" in payload:
-            assert payload.get("allowed_mentions", {}).get("parse") == [], (call.method,
-                                                                             call.path)
-
-
-@pytest_asyncio.fixture
-async def env(tmp_path, tiny_model_dir, tiny_runtime):
-    env = await start_bot(e2e_config(tmp_path, tiny_model_dir), tiny_runtime)
-    try:
-        yield env
-    finally:
-        await stop_bot(env)
-
-
-def dm_replies(env: Env, user: dict) -> list[dict]:
-    return env.fake.bot_messages(env.fake.dm_channel(user))
-
-
-def final(msg: dict) -> bool:
-    """A reply message whose streaming is over (no longer the placeholder or a preview)."""
-    from bot.discord.cogs.chat import PLACEHOLDER
-
-    return msg["content"] != PLACEHOLDER and not msg["content"].endswith(" …")
-
-
-async def dm_and_wait(env: Env, user: dict, text: str, n_before: int | None = None) -> dict:
-    """Send a DM and wait for the bot's finished reply to it (the first part, if split)."""
-    before = len(dm_replies(env, user)) if n_before is None else n_before
-    await env.fake.dm(user, text)
-    user_id = user["id"]
-
-    def done():
-        replies = dm_replies(env, user)[before:]
-        saved = env.engine.conversation_log(user_id).read()
-        return replies[0] if replies and final(replies[0]) and saved else None
-
-    return await env.fake.wait_for(done)
-
-
-def log_records(env: Env, user: dict) -> list[dict]:
-    return env.engine.conversation_log(user["id"]).read()
-
-
-async def wait_response(env: Env, interaction: FakeInteraction, predicate,
-                        timeout: float = 120.0) -> str:
-    """Wait until the interaction's response content satisfies ``predicate``."""
-    return await env.fake.wait_for(
-        lambda: interaction.content if interaction.original and predicate(interaction.content)
-        else None, timeout)
+from discord_env import (
+    SECRET,
+    TOKEN,
+    Env,
+    dm_and_wait,
+    dm_replies,
+    e2e_config,
+    final,
+    grep_data_dir,
+    log_records,
+    start_bot,
+    stop_bot,
+    wait_response,
+)
+from fake_discord import FakeDiscord, NotVisible, utf16_len
 
 
 # ------------------------------------------------------------------------------------------
@@ -194,11 +84,6 @@ async def test_sleep_then_recall_reports_the_new_checkpoint(env: Env) -> None:
     memory = await fake.slash(alice, "memory", sub="status")
     status = await wait_response(env, memory, lambda c: "Your memory" in c)
     assert "Sleep cycles done: 1" in status and "version 1" in status
-
-
-def grep_data_dir(root: Path, phrase: str) -> list[str]:
-    needle = phrase.lower().encode("utf-8")
-    return [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes().lower()]
 
 
 @pytest.mark.asyncio
@@ -328,20 +213,6 @@ async def test_long_reply_is_split_into_several_messages(env: Env) -> None:
     edits = fake.edits[int(msgs[0]["id"])]
     assert len(edits) >= 3 and edits[1].endswith(" …")
     assert fake.edits[int(msgs[1]["id"])][0].endswith(" …")
-
-
-@pytest.mark.asyncio
-async def test_429_is_survived(env: Env) -> None:
-    fake = env.fake
-    alice = fake.make_user("alice")
-    channel = fake.dm_channel(alice)
-    fake.rate_limit_next("POST", rf"/channels/{channel}/messages$", retry_after=0.1)
-    fake.rate_limit_next("PATCH", rf"/channels/{channel}/messages/\d+$", retry_after=0.1)
-    reply = await dm_and_wait(env, alice, "Hello there")
-    assert reply["content"]
-    statuses = [c.status for c in fake.calls if c.path.startswith(f"/channels/{channel}/mess")]
-    assert statuses.count(429) == 2 and statuses[-1] == 200
-    assert len(log_records(env, alice)) == 1
 
 
 @pytest.mark.asyncio

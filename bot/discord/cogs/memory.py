@@ -242,40 +242,67 @@ class ConfirmView(OwnerView):
         await self._decide(interaction, False, "Cancelled: nothing was forgotten.")
 
 
+def group_facts(items: list) -> list[list]:
+    """Replay items grouped by the exchanges they were learned from (one fact, several
+    phrasings and directions), in order of first appearance; an item without a source is
+    its own group."""
+    groups: dict[object, list] = {}
+    for item in items:
+        key = frozenset(item.source_exchange_ids) or ("item", item.id)
+        groups.setdefault(key, []).append(item)
+    return list(groups.values())
+
+
 class FactsView(OwnerView):
     """The caller's consolidated facts, ``FACTS_PER_PAGE`` at a time: a "Forget n" button per
-    fact, Previous / Next, and a confirmation step before anything is forgotten."""
+    fact, Previous / Next, and a confirmation step (listing everything that goes with it)
+    before anything is forgotten."""
 
     def __init__(self, owner_id: int, items: list, timeout: float) -> None:
         super().__init__(owner_id, timeout)
         self.items = items
+        self.facts = group_facts(items)
         self.page = 0
-        self.chosen: Any = None  # the fact awaiting confirmation
-        self.confirmed: Any = None  # the fact to forget, once confirmed
+        self.chosen: list | None = None  # the fact awaiting confirmation
+        self.confirmed: list | None = None  # the items to forget, once confirmed
         self._build()
 
     @property
     def pages(self) -> int:
-        return max(1, -(-len(self.items) // FACTS_PER_PAGE))
+        return max(1, -(-len(self.facts) // FACTS_PER_PAGE))
 
-    def _on_page(self) -> list:
+    def _on_page(self) -> list[list]:
         start = self.page * FACTS_PER_PAGE
-        return self.items[start:start + FACTS_PER_PAGE]
+        return self.facts[start:start + FACTS_PER_PAGE]
 
     @staticmethod
-    def fact_text(item) -> str:
-        return f"{item.question} → {item.answer}"[:FACT_CHARS]
+    def fact_text(group: list) -> str:
+        first = group[0]
+        more = f" (+{len(group) - 1} other phrasing(s))" if len(group) > 1 else ""
+        return f"{first.question} → {first.answer}"[:FACT_CHARS] + more
+
+    def going(self, group: list) -> list:
+        """Every item that goes with ``group``: all learned from the same exchanges."""
+        sources = {e for item in group for e in item.source_exchange_ids}
+        ids = {item.id for item in group}
+        return [i for i in self.items if i.id in ids or sources & set(i.source_exchange_ids)]
 
     def render(self) -> str:
         if self.chosen is not None:
-            return ("Forget this fact?\n> " + self.fact_text(self.chosen) + "\nI'll delete it "
-                    "and what you said that taught it to me, reset your weights and re-learn "
-                    "everything else in one sleep cycle. This cannot be undone.")
-        lines = [f"**What I've consolidated about you** ({len(self.items)} fact(s), page "
+            going = self.going(self.chosen)
+            lines = ["Forget this fact?", *(f"> {i.question} → {i.answer}"[:FACT_CHARS]
+                                           for i in going[:10])]
+            if len(going) > 10:
+                lines.append(f"> … and {len(going) - 10} more")
+            lines.append("I'll delete it and what you said that taught it to me, reset your "
+                         "weights and re-learn everything else in one sleep cycle. This "
+                         "cannot be undone.")
+            return "\n".join(lines)[:2000]
+        lines = [f"**What I've consolidated about you** ({len(self.facts)} fact(s), page "
                  f"{self.page + 1}/{self.pages}). Only you can see this."]
         first = self.page * FACTS_PER_PAGE
-        lines += [f"{first + n}. {self.fact_text(item)}"
-                  for n, item in enumerate(self._on_page(), 1)]
+        lines += [f"{first + n}. {self.fact_text(group)}"
+                  for n, group in enumerate(self._on_page(), 1)]
         lines.append("-# Press a number to forget that fact.")
         return "\n".join(lines)[:2000]
 
@@ -294,9 +321,9 @@ class FactsView(OwnerView):
             self._button("Back", "facts:back", discord.ButtonStyle.secondary, 0, self._back)
             return
         first = self.page * FACTS_PER_PAGE
-        for n, item in enumerate(self._on_page(), 1):
-            self._button(f"Forget {first + n}", f"facts:forget:{item.id}",
-                         discord.ButtonStyle.danger, 0, self._choose_callback(item))
+        for n, group in enumerate(self._on_page(), 1):
+            self._button(f"Forget {first + n}", f"facts:forget:{group[0].id}",
+                         discord.ButtonStyle.danger, 0, self._choose_callback(group))
         if self.pages > 1:
             self._button("◀ Previous", "facts:prev", discord.ButtonStyle.secondary, 1,
                          self._prev, disabled=self.page == 0)
@@ -308,9 +335,9 @@ class FactsView(OwnerView):
         await interaction.response.edit_message(content=self.render(), view=self,
                                                 allowed_mentions=NO_MENTIONS)
 
-    def _choose_callback(self, item):
+    def _choose_callback(self, group: list):
         async def choose(interaction: discord.Interaction) -> None:
-            self.chosen = item
+            self.chosen = group
             await self._redraw(interaction)
         return choose
 
@@ -557,7 +584,7 @@ class MemoryCog(commands.Cog):
             return
         log.info("user %s: forgetting one fact", user)
         await self._forget_and_rebuild(interaction, user, deadline,
-                                       fact_ids=[view.confirmed.id])
+                                       fact_ids=[item.id for item in view.confirmed])
 
     # -- /export ---------------------------------------------------------------------------
     @everywhere
