@@ -685,3 +685,19 @@ async def test_exchanges_that_arrive_during_a_cycle_still_count_as_turns(tiny_co
         unconsolidated = await engine.store.exchanges("alice", unconsolidated_only=True)
     assert [e.id for e in unconsolidated] == arrived
     assert status.turns_since_sleep == 2  # not 0
+
+
+def test_going_back_a_version_as_the_readme_says(cli, tmp_path, tiny_model_dir):
+    """README, "Go back to a previous checkpoint": move the version into damaged/ and start."""
+    import json
+    data = tmp_path / "data"
+    asyncio.run(seed_versions(data, "alice", ["My dog is called Biscuit.", "I live in Porto."]))
+    root = data / "users" / "alice" / "checkpoints"
+    (root / "damaged").mkdir()
+    (root / "v0002").rename(root / "damaged" / "v0002")
+    out = cli("recall", "--user", "alice", "--json", "Where do I live?", data_dir=data,
+              model=tiny_model_dir, env=QUIET)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout)["checkpoint"] == "alice/v0001"
+    assert registry(data, "alice") == [(1, 1)] and pending_jobs(data) == [("alice", "queued")]
+    assert (root / "CURRENT").read_text() == "v0001"
