@@ -40,6 +40,12 @@ INTENTS_HELP = (
     "'Message Content Intent', save, and run again (or set SLEEPBOT_DISCORD_MESSAGE_CONTENT=0 "
     "to run without it: DMs and messages that mention the bot only)."
 )
+PUBLIC_BOT = (
+    "this application is a Public Bot: anyone with its invite link can add it to a server, and "
+    "every member there gets memory on this machine. Turn off 'Public Bot' at "
+    "https://discord.com/developers/applications → your application → Bot, or set "
+    "SLEEPBOT_DISCORD_GUILDS"
+)
 WITHOUT_CONTENT = (
     "running without the Message Content intent: I read DMs and guild messages that mention "
     "me; replies to my messages that do not mention me arrive empty (I ask for a mention)"
@@ -109,6 +115,9 @@ class SleepBot(commands.Bot):
                  len(self.guilds))
         if not self.intents.message_content:
             log.warning(WITHOUT_CONTENT)
+        app = self.application  # fetched at login
+        if app is not None and app.bot_public and not self.cfg.discord.allowed_guilds:
+            log.warning(PUBLIC_BOT)
         for guild in list(self.guilds):
             await self.leave_if_not_allowed(guild)
 

@@ -95,7 +95,8 @@ async def test_dms_can_be_switched_off(tmp_path, tiny_model_dir, tiny_runtime) -
 
 @pytest.mark.asyncio
 async def test_guilds_not_allowed_are_left_at_start_and_on_join(tmp_path, tiny_model_dir,
-                                                                tiny_runtime) -> None:
+                                                                tiny_runtime, caplog) -> None:
+    caplog.set_level(logging.WARNING)
     fake = FakeDiscord()
     stranger = fake.add_guild("Somebody else's server")
     cfg = e2e_config(tmp_path, tiny_model_dir)
@@ -108,6 +109,8 @@ async def test_guilds_not_allowed_are_left_at_start_and_on_join(tmp_path, tiny_m
         await fake.wait_for(lambda: [g.id for g in env.bot.guilds] == [fake.guild_id])
         alice = fake.make_user("alice")
         await guild_and_wait(env, alice, "Still here?")
+        # a public application is fine once the guilds are listed: no warning about it
+        assert not any("Public Bot" in r.getMessage() for r in caplog.records)
     finally:
         await stop_bot(env)
 
@@ -137,7 +140,7 @@ async def test_without_the_message_content_intent(tmp_path, tiny_model_dir, tiny
                                                   monkeypatch, caplog) -> None:
     from discord_env import record_prompts
 
-    from bot.discord.client import WITHOUT_CONTENT
+    from bot.discord.client import PUBLIC_BOT, WITHOUT_CONTENT
     from bot.discord.cogs.chat import NEED_MENTION
 
     caplog.set_level(logging.INFO)
@@ -149,6 +152,7 @@ async def test_without_the_message_content_intent(tmp_path, tiny_model_dir, tiny
         fake = env.fake
         assert not fake.identify["intents"] & CONTENT_INTENT
         assert any(WITHOUT_CONTENT in r.getMessage() for r in caplog.records)
+        assert any(PUBLIC_BOT in r.getMessage() for r in caplog.records)  # the fake's is
         alice = fake.make_user("alice")
         await dm_and_wait(env, alice, "DMs keep their text.")
         answer = await guild_and_wait(env, alice, "So do mentions.")
