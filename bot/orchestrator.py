@@ -235,8 +235,11 @@ class Orchestrator:
     async def _count_turn(self, user_id: str) -> None:
         try:
             status = await self.engine.store.user_status(user_id)
+            # Without a worker here (another process runs the queue) the in-memory mirror
+            # never learns that a job ended: ask SQLite, where a request merges into the
+            # user's pending job anyway.
             if (status and status.turns_since_sleep >= self.cfg.turn_threshold
-                    and not self._pending(user_id)):
+                    and (self._worker is None or not self._pending(user_id))):
                 await self.request_sleep(user_id, "light")
         except Exception:  # a full or read-only store must not break the chat
             log.exception("user %s: could not count the turn", user_id)

@@ -488,7 +488,16 @@ class Store:
                 f"({len(MIGRATIONS)}); upgrade the bot"
             )
         for version in range(current + 1, len(MIGRATIONS) + 1):
-            await self._apply_migration(version, MIGRATIONS[version - 1])
+            try:
+                await self._apply_migration(version, MIGRATIONS[version - 1])
+            except sqlite3.OperationalError:
+                # Two processes opening a new database at once both try each migration; the
+                # one whose transaction lost finds it applied (script and version bump commit
+                # together) and goes on.
+                if await self.schema_version() < version:
+                    raise
+                log.info("schema migration %d of %s was applied by another process", version,
+                         self.path)
 
     async def _apply_migration(self, version: int, script: str) -> None:
         bump = (

@@ -701,3 +701,54 @@ def test_going_back_a_version_as_the_readme_says(cli, tmp_path, tiny_model_dir):
     assert json.loads(out.stdout)["checkpoint"] == "alice/v0001"
     assert registry(data, "alice") == [(1, 1)] and pending_jobs(data) == [("alice", "queued")]
     assert (root / "CURRENT").read_text() == "v0001"
+
+
+@pytest.mark.asyncio
+async def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path):
+    """The worker and a chat started together on a new data directory both applied the
+    same migration; the second failed with "duplicate column name" (found by the soak)."""
+    import sqlite3
+
+    from memory.store import MIGRATIONS, Store
+    for attempt in range(5):
+        path = tmp_path / f"db{attempt}" / "sleepbot.db"
+        path.parent.mkdir()
+        with contextlib.closing(sqlite3.connect(path)) as db:  # a database at version 1
+            db.executescript(MIGRATIONS[0] + "CREATE TABLE schema_version (id INTEGER PRIMARY "
+                             "KEY CHECK (id = 1), version INTEGER NOT NULL);"
+                             "INSERT INTO schema_version VALUES (1, 1);")
+        stores = await asyncio.gather(*(Store.open(path) for _ in range(4)))
+        try:
+            assert {await s.schema_version() for s in stores} == {len(MIGRATIONS)}
+        finally:
+            for s in stores:
+                await s.close()
+
+
+@pytest.mark.asyncio
+async def test_a_chat_beside_the_queue_process_keeps_asking_for_cycles(tiny_config,
+                                                                       tiny_runtime):
+    """A chat whose sleep queue runs in another process (a terminal next to a bot): once that
+    process finished the user's job, the threshold asks for the next one (the in-memory
+    mirror here never learns that a job ended)."""
+    from bot.engine import open_engine
+    from bot.orchestrator import Orchestrator
+    tiny_config.sleep.turn_threshold = 2
+    async with open_engine(tiny_config, runtime=tiny_runtime) as engine:
+        orch = Orchestrator(engine)  # not started: another process runs the queue
+        store = engine.store
+
+        async def say(text: str) -> None:
+            stream = orch.handle_message("alice", text)
+            async for _ in stream:
+                pass
+
+        for text in ("one", "two"):
+            await say(text)
+        [job] = await store.queue_snapshot()
+        await store.set_job_state(job.id, "done")  # the other process ran it ...
+        await store.recount_turns("alice", await store.max_exchange_id("alice"))
+        for text in ("three", "four"):  # ... and two more turns come
+            await say(text)
+        [again] = await store.queue_snapshot()
+        assert again.id != job.id and again.user_id == "alice"
