@@ -88,7 +88,11 @@ class Engine:
                 return checkpoints.Choice(folder, wanted=pointer.version)
             except checkpoints.CheckpointError:
                 pass
-        records = await self.store.checkpoints(user_id)
+        try:
+            records = await self.store.checkpoints(user_id)
+        except (OSError, sqlite3.Error) as exc:  # keep answering: from the files alone
+            log.error("user %s: cannot read the checkpoint registry: %s", user_id, exc)
+            return checkpoints.choose_checkpoint(root)
         if pointer.state == "missing" and not records:
             return checkpoints.Choice(None)  # never slept
         current = next((r.version for r in records if r.is_current), None)

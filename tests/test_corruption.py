@@ -752,3 +752,29 @@ async def test_a_chat_beside_the_queue_process_keeps_asking_for_cycles(tiny_conf
             await say(text)
         [again] = await store.queue_snapshot()
         assert again.id != job.id and again.user_id == "alice"
+
+
+@pytest.mark.asyncio
+async def test_a_database_that_goes_bad_under_chat_keeps_the_chat_answering(tiny_config,
+                                                                            tiny_runtime):
+    """The chat answers, says that memory is not being saved and why, and writes nothing."""
+    import sqlite3
+
+    from bot.engine import open_engine
+    from bot.wake import ChatService
+    async with open_engine(tiny_config, runtime=tiny_runtime) as engine:
+        chat = ChatService(engine)
+        for i in range(150):
+            await engine.store.add_exchange("alice", f"message {i} " * 10, "Noted. " * 10)
+        await engine.store.compact()
+        path = engine.store.path
+        raw = bytearray(path.read_bytes())
+        for page in range(3, len(raw) // 4096):
+            raw[4096 * (page - 1) + 8:4096 * page] = random.Random(page).randbytes(4088)
+        path.write_bytes(raw)
+        with contextlib.closing(sqlite3.connect(path)) as other:  # the cache turns over
+            other.execute("PRAGMA user_version = 7")
+        reply = await chat.reply("alice", "Are you still there?")
+        assert reply.text and not reply.saved
+        assert reply.warning.startswith("⚠ memory is not being saved right now: the database")
+        assert "is damaged" in reply.warning
