@@ -82,6 +82,8 @@ class SleepConfig:
     # training examples (pairs × epochs) one cycle may train, so a long chat's cycle keeps to
     # its time: phrasings go first, then epochs, then the least informative facts (0: no cap)
     max_train_examples: int = 0
+    # the same, per exchange kept by curation: the cost of a cycle grows with what is new
+    train_examples_per_turn: int = 0
     idle_minutes: float = 30.0
     nightly_time: str = "03:30"
     lora: LoRAConfig = field(default_factory=LoRAConfig)
@@ -128,13 +130,17 @@ class Config:
 
 # Per-model sleep settings: the paper's window was found for a 3B model; a 135M model needs
 # its own (measured by `python -m bot bench memory`). Keys are model specs or path basenames.
-# Bundled SmolLM2-135M, measured with `bench memory` and the tuning runs in the README:
-# batches of 4 (a shared system-prompt prefix makes them ~1.7x cheaper per example than
-# single rows), lr 3e-4 for 3 epochs, 8 phrasings per fact and 16 general-knowledge anchor
-# pairs. On the three shipped fact sets 3e-4 x 3 recalled the most and kept the built-in
-# validation at 0.925-0.95; 4e-4 x 2 recalled less and failed the gate (0.875) on one set.
-_SMOLLM2_135M = {"sleep": {"phrasings_per_fact": 8, "anchor_pairs": 16,
-                           "train": {"learning_rate": 3e-4, "epochs": 3, "batch_size": 4}}}
+# Bundled SmolLM2-135M: batches of 4 (a shared system-prompt prefix makes them ~1.7x cheaper
+# per example than single rows), lr 3e-4 for 2 epochs, 4 phrasings per fact, all 32
+# general-knowledge anchor pairs, and at most 16 new-fact examples per kept exchange (2,400
+# per cycle) so a cycle's time follows what is new. Chosen with scripts/formation_sweep.py on
+# the held-out and shipped sets once the general extraction path made cycles larger (README,
+# "Memory formation"): with 16 anchors most cycles failed the general-ability gate
+# (0.825-0.875 < 0.9); 8 phrasings x 3 epochs cost ~45 examples per exchange (a 12-turn
+# cycle took 135 s on this CPU) and 8e-4 or 5e-4 failed the gate more often.
+_SMOLLM2_135M = {"sleep": {"phrasings_per_fact": 4, "anchor_pairs": 32,
+                           "train_examples_per_turn": 16, "max_train_examples": 2400,
+                           "train": {"learning_rate": 3e-4, "epochs": 2, "batch_size": 4}}}
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     BUNDLED_MODEL: _SMOLLM2_135M,
     "smollm2-135m-instruct": _SMOLLM2_135M,
@@ -170,6 +176,9 @@ _ENV = {
     "SLEEPBOT_EPOCHS": ("sleep.train.epochs", int),
     "SLEEPBOT_BATCH_SIZE": ("sleep.train.batch_size", int),
     "SLEEPBOT_ANCHOR_PAIRS": ("sleep.anchor_pairs", int),
+    "SLEEPBOT_PHRASINGS_PER_FACT": ("sleep.phrasings_per_fact", int),
+    "SLEEPBOT_MAX_TRAIN_EXAMPLES": ("sleep.max_train_examples", int),
+    "SLEEPBOT_TRAIN_EXAMPLES_PER_TURN": ("sleep.train_examples_per_turn", int),
     "SLEEPBOT_LORA_RANK": ("sleep.lora.rank", int),
     "SLEEPBOT_LORA_LAYERS": ("sleep.lora.layers", int),
     "SLEEPBOT_TAU": ("sleep.tau", float),

@@ -47,7 +47,6 @@ from sleep.types import Fact, QAPair, ScoredExchange
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, dict], None]
-IDENTITY_PAIRS = 8  # about how many identity pairs a cycle trains (memory/identity.py)
 CycleKind = Literal["light", "deep"]
 CycleStatus = Literal["running", "accepted", "rejected", "empty", "failed"]
 
@@ -257,10 +256,9 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
         new_pairs = dedupe_pairs(new_pairs + qa_for_facts(model_facts, cfg.phrasings_per_fact))
     found_pairs = len(new_pairs)
     epochs = cfg.train.epochs
-    if cfg.max_train_examples > 0:  # replay, anchors and identity pairs ride along
-        budget = int(cfg.max_train_examples * (1 - cfg.replay_ratio)) - epochs * (
-            cfg.anchor_pairs + IDENTITY_PAIRS)
-        new_pairs, epochs = fit_budget(new_pairs, epochs, max(budget, 1))
+    budget = training_budget(cfg, len(kept))
+    if budget:
+        new_pairs, epochs = fit_budget(new_pairs, epochs, budget)
     stage("extraction", t, facts=len(facts), pattern_facts=found.rule_facts,
           statements=found.statements, superseded=len(found.superseded),
           model_facts_proposed=model_proposed, pairs=len(new_pairs),
@@ -275,6 +273,13 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     stage("replay", t, replayed=len(replay_pairs), retired=len(retired))
     return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages,
                      retired, epochs)
+
+
+def training_budget(cfg: SleepConfig, kept: int) -> int:
+    """How many new-fact examples (pairs × epochs) this cycle may train; 0: no cap. Replay is
+    a share on top of them; anchors and identity pairs ride along in every cycle."""
+    caps = [c for c in (cfg.max_train_examples, cfg.train_examples_per_turn * kept) if c > 0]
+    return max(1, int(min(caps) * (1 - cfg.replay_ratio))) if caps else 0
 
 
 async def _superseded_items(store: Store, user_id: str, turns: list) -> list[ReplayItem]:

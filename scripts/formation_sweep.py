@@ -1,0 +1,114 @@
+"""Sweep sleep settings for memory formation: recall after one cycle, in-process, per fact set.
+
+For each setting (phrasings per fact, epochs, learning rate) and each fact set: a fresh data
+directory, the user's turns logged (with their own times when the set has a meta file), one
+cycle, then the exact and reworded questions answered from the weights with an empty context,
+and the general multiple-choice score of the result. Prints one JSON line per (setting, set)
+and a summary per setting: recall, examples trained (pairs × epochs, what a CPU pays for) and
+retention. Development numbers: the sets are the shipped and held-out ones.
+
+    python scripts/formation_sweep.py --grid 8:3:3e-4,4:2:5e-4 --facts sleep/factsets/heldout \
+        [--mc ../shared/data/retention_dev.jsonl --mc-limit 100] [--model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.bench.coverage import factset_paths, load_timed  # noqa: E402
+from bot.bench.memory import answer_all, general_scores, questions_of, score_set  # noqa: E402
+from bot.engine import model_runtime, open_engine  # noqa: E402
+from bot.wake import ChatService  # noqa: E402
+from runtime.config import Config, load_config  # noqa: E402
+from sleep.pipeline import run_cycle  # noqa: E402
+from sleep.validation import load_mc_file  # noqa: E402
+
+
+def parse_grid(text: str) -> list[tuple[int, int, float]]:
+    return [(int(p), int(e), float(lr)) for p, e, lr in (x.split(":") for x in text.split(","))]
+
+
+async def one(cfg: Config, runtime, path: Path, mc) -> dict:
+    timed = load_timed(path)
+    fs = timed.factset
+    with tempfile.TemporaryDirectory() as tmp:
+        run_cfg = Config(**{**cfg.__dict__, "data_dir": Path(tmp)})
+        async with open_engine(run_cfg, runtime=runtime) as engine:
+            chat = ChatService(engine)
+            for n, turn in enumerate(fs.user_turns):
+                ts = timed.times[n] if timed.times else None
+                await chat.save("u", turn, "I see.", source="ingest", ts=ts)
+            tic = time.perf_counter()
+            report = await run_cycle(engine.cycle_context("u"))
+            seconds = time.perf_counter() - tic
+            direct_q, reworded_q, _, _ = questions_of(fs)
+            answers = await answer_all(engine, "u", direct_q + reworded_q)
+            scored = score_set(fs, answers[: len(direct_q)], answers[len(direct_q):])
+            general = await general_scores(engine, "u", mc) if mc else {}
+    tr = report.stages.get("training", {})
+    v = report.validation or {}
+    return {"set": fs.name, "status": report.status, "reason": report.reason,
+            "general_pre": v.get("general_pre"), "general_post": v.get("general_post"),
+            "direct": scored["direct"],
+            "reworded": scored["reworded"], "examples": tr.get("steps", 0)
+            * cfg.sleep.train.batch_size, "pairs": report.stages["extraction"]["pairs"],
+            "turns": len(fs.user_turns), "seconds": round(seconds, 1),
+            "mc": general.get("mc"), "builtin": general.get("builtin")}
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--grid", required=True, help="PHRASINGS:EPOCHS:LR,...")
+    ap.add_argument("--facts", type=Path, action="append", required=True,
+                    help="a fact set or a folder of them (repeatable)")
+    ap.add_argument("--mc", type=Path, default=None)
+    ap.add_argument("--mc-limit", type=int, default=100)
+    ap.add_argument("--model", default=None)
+    args = ap.parse_args()
+    paths = [p for f in args.facts for p in (factset_paths(f) if f.is_dir() else [f])]
+    base = load_config(model=args.model)
+    mc = load_mc_file(args.mc)[: args.mc_limit] if args.mc else None
+    runtime = model_runtime(base)
+    await runtime.astart()
+    try:
+        if mc:
+            async with open_engine(Config(**{**base.__dict__, "data_dir": Path(
+                    tempfile.mkdtemp())}), runtime=runtime) as engine:
+                print(json.dumps({"base": await general_scores(engine, None, mc)}), flush=True)
+        for p, e, lr in parse_grid(args.grid):
+            cfg = Config(**base.__dict__)
+            cfg.sleep = replace(base.sleep, phrasings_per_fact=p,
+                                train=replace(base.sleep.train, epochs=e, learning_rate=lr))
+            rows = []
+            for path in paths:
+                row = await one(cfg, runtime, path, mc) | {"setting": f"{p}:{e}:{lr:g}"}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+            n = len(rows)
+            summary = {"setting": f"{p}:{e}:{lr:g}",
+                       "direct": sum(r["direct"] for r in rows) / n,
+                       "reworded": sum(r["reworded"] for r in rows) / n,
+                       "examples_per_turn": sum(r["examples"] for r in rows)
+                       / sum(r["turns"] for r in rows),
+                       "accepted": sum(r["status"] == "accepted" for r in rows),
+                       "mc": (sum(r["mc"] for r in rows) / n) if mc else None}
+            print(json.dumps({"summary": summary}), flush=True)
+    finally:
+        await runtime.aclose()
+    return 0
+
+
+if __name__ == "__main__":
+    from runtime.platform import ensure_fast_blas
+
+    ensure_fast_blas()  # on the Linux CPU: re-exec with OpenBLAS preloaded, as the CLI does
+    sys.exit(asyncio.run(main()))
