@@ -75,6 +75,9 @@ class SleepConfig:
     utility_threshold: float = 0.0
     phrasings_per_fact: int = 4
     anchor_pairs: int = 0  # general-knowledge rehearsal pairs per cycle (sleep/anchors.py)
+    # ... at most this share of the cycle's new-fact pairs (0: always anchor_pairs): a small
+    # cycle is not mostly anchors
+    anchor_ratio: float = 0.0
     extraction: str = "patterns"  # "patterns", "model" or "both" (see bench memory)
     # the general path: every sentence that discloses something, whatever its kind, becomes
     # training pairs (sleep/extraction/statements.py); off leaves the rule layer alone
@@ -138,7 +141,7 @@ class Config:
 # "Memory formation"): with 16 anchors most cycles failed the general-ability gate
 # (0.825-0.875 < 0.9); 8 phrasings x 3 epochs cost ~45 examples per exchange (a 12-turn
 # cycle took 135 s on this CPU) and 8e-4 or 5e-4 failed the gate more often.
-_SMOLLM2_135M = {"sleep": {"phrasings_per_fact": 4, "anchor_pairs": 32,
+_SMOLLM2_135M = {"sleep": {"phrasings_per_fact": 4, "anchor_pairs": 32, "anchor_ratio": 0.5,
                            "train_examples_per_turn": 16, "max_train_examples": 2400,
                            "train": {"learning_rate": 3e-4, "epochs": 2, "batch_size": 4}}}
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -14,6 +14,7 @@ leaves the user's checkpoint exactly as it was.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -242,9 +243,10 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     t = time.perf_counter()
     when = {e.id: datetime.fromtimestamp(e.ts) for e in exchanges}
     turns = [(s.user_text, [s.exchange_id], when[s.exchange_id]) for s in kept]
-    found = extract_turns(turns, cfg.phrasings_per_fact,
-                          rules=cfg.extraction in ("patterns", "both"),
-                          general=cfg.general_extraction)
+    # pure Python, seconds for a long chat: off the event loop, so chat keeps answering
+    found = await asyncio.to_thread(extract_turns, turns, cfg.phrasings_per_fact,
+                                    rules=cfg.extraction in ("patterns", "both"),
+                                    general=cfg.general_extraction)
     facts, new_pairs, model_proposed = found.facts, found.pairs, 0
     if cfg.extraction in ("model", "both") and turns:
         model_facts, model_proposed = await runtime.run(
@@ -275,6 +277,13 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
                      retired, epochs)
 
 
+def anchor_count(cfg: SleepConfig, new_pairs: int) -> int:
+    """General-knowledge anchors for a cycle with ``new_pairs`` new-fact pairs."""
+    if cfg.anchor_ratio <= 0:
+        return cfg.anchor_pairs
+    return min(cfg.anchor_pairs, max(1, round(cfg.anchor_ratio * new_pairs)))
+
+
 def training_budget(cfg: SleepConfig, kept: int) -> int:
     """How many new-fact examples (pairs × epochs) this cycle may train; 0: no cap. Replay is
     a share on top of them; anchors and identity pairs ride along in every cycle."""
@@ -289,7 +298,7 @@ async def _superseded_items(store: Store, user_id: str, turns: list) -> list[Rep
         return []
     earlier = [(e.user_text, [e.id], datetime.fromtimestamp(e.ts))
                for e in await store.exchanges(user_id) if e.consolidated_cycle is not None]
-    gone = superseded_answers(earlier, turns)
+    gone = await asyncio.to_thread(superseded_answers, earlier, turns)
     return [i for i in items if gone.covers(i.answer, i.source_exchange_ids)]
 
 
@@ -331,7 +340,7 @@ async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
     identity = [QAPair(p.question, p.answer, [], "identity")
                 for p in load_identity(cc.paths.identity, cc.bot_name)]
     dataset = dedupe_pairs(new_pairs + replay_pairs + dreams + identity
-                           + anchor_pairs(cfg.anchor_pairs))
+                           + anchor_pairs(anchor_count(cfg, len(new_pairs))))
     tok = runtime.loaded.tokenizer
     examples = [build_example(tok, system_prompt, p, cfg.train.max_seq_len) for p in dataset]
     report.examples = len(examples)

@@ -7,6 +7,7 @@ template, generation, LoRA training, fusion) is the real one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -114,3 +115,36 @@ def shared_file(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"development data {path} is absent (../shared/data is not beside the repo)")
     return path
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(data_dir: Path, role: str | None = None):
+    """Another live process holds the data dir's queue lock, as a running bot does; ``role``
+    is what it writes into the lock file (None: a bare lock). Yields that process."""
+    from bot.recovery import LOCK_FILE
+
+    write = f"os.write(fd, f'{{os.getpid()}} {role}'.encode()); " if role else ""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+         f"fcntl.flock(fd, fcntl.LOCK_EX); {write}print('locked', flush=True); "
+         "sys.stdin.read()", str(data_dir / LOCK_FILE)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def assert_one_line_error(out, *needles: str) -> str:
+    """Exit 2, no traceback, one stderr line starting with "error: " holding ``needles``."""
+    assert out.returncode == 2, (out.returncode, out.stderr[-3000:])
+    assert "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]

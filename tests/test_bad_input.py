@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import lock_held_elsewhere
+
 REPO = Path(__file__).resolve().parents[1]
 QUIET = {"SLEEPBOT_MAX_TOKENS": "4"}
 
@@ -398,17 +400,9 @@ def test_status_ignores_a_live_pid_that_does_not_hold_the_queue_lock(cli, tmp_pa
 @pytest.mark.parametrize("damage", ["a missing field", "not JSON", "a wrong type"])
 def test_status_survives_a_damaged_status_file_of_a_live_orchestrator(cli, tmp_path, damage):
     """orchestrator.json missing a field was a KeyError traceback."""
-    from bot.recovery import LOCK_FILE
     data = tmp_path / "data"
     seed_user(data)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], "
-         "os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); "
-         "os.write(fd, f'{os.getpid()} queue'.encode()); print('locked', flush=True); "
-         "sys.stdin.read()", str(data / LOCK_FILE)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held_elsewhere(data, role="queue") as holder:
         text = {"a missing field": snapshot(holder.pid, {"job_id": 7, "user_id": "ana"}),
                 "not JSON": '{"pid": ',
                 "a wrong type": snapshot(holder.pid, {"job_id": "7", "user_id": "ana",
@@ -416,9 +410,6 @@ def test_status_survives_a_damaged_status_file_of_a_live_orchestrator(cli, tmp_p
                                                       "seconds": 3})}[damage]
         (data / "orchestrator.json").write_text(text)
         out = cli("status", data_dir=data)
-    finally:
-        holder.kill()
-        holder.wait()
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     assert (f"orchestrator: running (pid {holder.pid}); its status file is missing or "
             "damaged, so its stage is not shown") in out.stdout

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from memory.log import ConversationLog
+from tests.conftest import assert_one_line_error
 
 
 def user_log(data_dir: Path, user: str) -> Path:
@@ -24,15 +25,6 @@ def user_log(data_dir: Path, user: str) -> Path:
 def log_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
-
-def assert_one_line_error(out, *needles: str) -> None:
-    assert out.returncode == 2, (out.returncode, out.stderr)
-    assert "Traceback" not in out.stderr
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("error: ")
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_chat_replies_shows_status_and_logs(cli, tmp_path, tiny_model_dir):

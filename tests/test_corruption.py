@@ -23,20 +23,10 @@ from pathlib import Path
 import pytest
 
 from runtime.gguf import GGUFImportError, validate_gguf
+from tests.conftest import assert_one_line_error, lock_held_elsewhere
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def assert_one_line_error(out, *needles: str) -> str:
-    """Exit 2, no traceback, one stderr line starting with "error: " holding ``needles``."""
-    assert out.returncode == 2, (out.returncode, out.stderr[-3000:])
-    assert "Traceback" not in out.stderr
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, out.stderr
-    assert lines[0].startswith("error: ")
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 # -- GGUF files --------------------------------------------------------------------------
@@ -358,28 +348,17 @@ def test_a_missing_current_is_not_base_for_a_process_that_cannot_repair(tmp_path
     still answers from the registered version, not the base model."""
     import asyncio
 
-    from bot import recovery
     from bot.engine import open_engine
     data = tiny_config.data_dir
     asyncio.run(seed_versions(data, "alice", ["My dog is called Biscuit."]))
     (data / "users" / "alice" / "checkpoints" / "CURRENT").unlink()
 
     async def check():
-        holder = subprocess.Popen(
-            [sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], "
-             "os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); "
-             "os.write(fd, f'{os.getpid()} queue'.encode()); print('locked', flush=True); "
-             "sys.stdin.read()", str(data / recovery.LOCK_FILE)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            assert holder.stdout.readline().strip() == "locked"
+        with lock_held_elsewhere(data, role="queue"):
             async with open_engine(tiny_config, runtime=tiny_runtime) as engine:
                 choice = await engine.resolve_checkpoint("alice")
                 assert choice.name == "v0001"
                 assert "CURRENT is missing (the registry says v0001)" in choice.problem
-        finally:
-            holder.kill()
-            holder.wait()
         assert not (data / "users" / "alice" / "checkpoints" / "CURRENT").exists()
 
     asyncio.run(check())
@@ -394,29 +373,18 @@ def test_damage_found_while_another_process_holds_the_queue_is_said_once(tmp_pat
     import asyncio
     import logging
 
-    from bot import recovery
     from bot.engine import open_engine
     data = tiny_config.data_dir
     asyncio.run(seed_versions(data, "alice", ["My dog is called Biscuit.", "I live in Porto."]))
     damage_delta(data, "alice", "v0002", "overwrite")
 
     async def check():
-        holder = subprocess.Popen(
-            [sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], "
-             "os.O_RDWR | os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); "
-             "os.write(fd, f'{os.getpid()} queue'.encode()); print('locked', flush=True); "
-             "sys.stdin.read()", str(data / recovery.LOCK_FILE)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            assert holder.stdout.readline().strip() == "locked"
+        with lock_held_elsewhere(data, role="queue"):
             async with open_engine(tiny_config, runtime=tiny_runtime) as engine:
                 for _ in range(3):
                     choice = await engine.resolve_checkpoint("alice")
                     assert choice.name == "v0001" and "v0002 is damaged" in choice.problem
                 assert [j.user_id for j in await engine.store.queue_snapshot()] == ["alice"]
-        finally:
-            holder.kill()
-            holder.wait()
 
     with caplog.at_level(logging.WARNING, logger="bot.engine"):
         asyncio.run(check())

@@ -212,3 +212,13 @@ def test_a_thing_with_a_name_is_asked_for_by_its_name_and_its_kind():
 def test_time_that_is_counted_is_not_made_a_date():
     got = extract_turns(turns("It will be our first proper holiday in two years."), 6)
     assert all("in two years" in p.answer for p in got.pairs)
+
+
+def test_anchors_are_a_share_of_a_small_cycle():
+    from runtime.config import load_config
+    from sleep.pipeline import anchor_count
+
+    cfg = load_config(env={}).sleep  # the bundled model: up to 32, half the new pairs
+    assert (anchor_count(cfg, 10), anchor_count(cfg, 40), anchor_count(cfg, 500)) == (5, 20, 32)
+    cfg.anchor_ratio = 0.0
+    assert anchor_count(cfg, 10) == 32  # no ratio: always anchor_pairs

@@ -10,12 +10,8 @@ Users without exchanges give "empty" cycles, which are quick: they test the queu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -24,6 +20,7 @@ from bot.orchestrator import Orchestrator, next_nightly
 from memory import checkpoints
 from memory.store import Store
 from runtime.thread import CHAT
+from tests.conftest import lock_held_elsewhere
 
 FACTS = ["My name is Alice and I live in Lisbon.", "My dog is called Biscuit.",
          "My favourite word is zorblaxen."]
@@ -70,25 +67,6 @@ async def say(orch: Orchestrator, user: str, text: str):
     async for _ in stream:
         pass
     return stream.reply
-
-
-@contextlib.contextmanager
-def lock_held_elsewhere(data_dir: Path):
-    """Another live process holds the data dir's queue lock (as a running bot does)."""
-    from bot.recovery import LOCK_FILE
-
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-         "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
-         str(data_dir / LOCK_FILE)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        yield
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 async def log_facts(engine, user: str, facts=FACTS) -> None:
