@@ -135,14 +135,16 @@ class Config:
 # its own (measured by `python -m bot bench memory`). Keys are model specs or path basenames.
 # Bundled SmolLM2-135M: batches of 4 (a shared system-prompt prefix makes them ~1.7x cheaper
 # per example than single rows), lr 3e-4 for 2 epochs, 4 phrasings per fact, all 32
-# general-knowledge anchor pairs, and at most 16 new-fact examples per kept exchange (2,400
-# per cycle) so a cycle's time follows what is new. Chosen with scripts/formation_sweep.py on
-# the held-out and shipped sets once the general extraction path made cycles larger (README,
-# "Memory formation"): with 16 anchors most cycles failed the general-ability gate
+# general-knowledge anchor pairs (at most half a cycle's new pairs), and at most 16 new-fact
+# examples per kept exchange and 2,200 per cycle, so a cycle's time follows what is new (a
+# 204-turn REALTALK cycle with 2,400 took 624 s on this CPU; the target is 10 minutes).
+# Chosen with scripts/formation_sweep.py on the held-out and shipped sets once the general
+# extraction path made cycles larger (README, "Memory formation"): with 16 anchors most
+# cycles failed the general-ability gate
 # (0.825-0.875 < 0.9); 8 phrasings x 3 epochs cost ~45 examples per exchange (a 12-turn
 # cycle took 135 s on this CPU) and 8e-4 or 5e-4 failed the gate more often.
 _SMOLLM2_135M = {"sleep": {"phrasings_per_fact": 4, "anchor_pairs": 32, "anchor_ratio": 0.5,
-                           "train_examples_per_turn": 16, "max_train_examples": 2400,
+                           "train_examples_per_turn": 16, "max_train_examples": 2200,
                            "train": {"learning_rate": 3e-4, "epochs": 2, "batch_size": 4}}}
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     BUNDLED_MODEL: _SMOLLM2_135M,
