@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import tempfile
@@ -41,7 +42,7 @@ async def one(cfg: Config, runtime, path: Path, mc) -> dict:
     timed = load_timed(path)
     fs = timed.factset
     with tempfile.TemporaryDirectory() as tmp:
-        run_cfg = Config(**{**cfg.__dict__, "data_dir": Path(tmp)})
+        run_cfg = dataclasses.replace(cfg, data_dir=Path(tmp))
         async with open_engine(run_cfg, runtime=runtime) as engine:
             chat = ChatService(engine)
             for n, turn in enumerate(fs.user_turns):
@@ -81,13 +82,13 @@ async def main() -> int:
     await runtime.astart()
     try:
         if mc:
-            async with open_engine(Config(**{**base.__dict__, "data_dir": Path(
-                    tempfile.mkdtemp())}), runtime=runtime) as engine:
+            async with open_engine(dataclasses.replace(base, data_dir=Path(
+                    tempfile.mkdtemp())), runtime=runtime) as engine:
                 print(json.dumps({"base": await general_scores(engine, None, mc)}), flush=True)
         for p, e, lr in parse_grid(args.grid):
-            cfg = Config(**base.__dict__)
-            cfg.sleep = replace(base.sleep, phrasings_per_fact=p,
-                                train=replace(base.sleep.train, epochs=e, learning_rate=lr))
+            cfg = replace(base, sleep=replace(
+                base.sleep, phrasings_per_fact=p,
+                train=replace(base.sleep.train, epochs=e, learning_rate=lr)))
             rows = []
             for path in paths:
                 row = await one(cfg, runtime, path, mc) | {"setting": f"{p}:{e}:{lr:g}"}

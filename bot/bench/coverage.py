@@ -17,6 +17,7 @@ by default); their ``.meta.json`` gives each turn's time, so "yesterday" becomes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ async def coverage_of(cfg: Config, timed: Timed) -> dict:
     """Log the set's turns in a fresh data dir and dry-run one cycle; score coverage."""
     fs = timed.factset
     with tempfile.TemporaryDirectory(prefix="sleepbot-coverage-") as tmp:
-        run_cfg = Config(**{**cfg.__dict__, "data_dir": Path(tmp)})
+        run_cfg = dataclasses.replace(cfg, data_dir=Path(tmp))
         async with open_engine(run_cfg) as engine:
             chat = ChatService(engine)
             for n, turn in enumerate(fs.user_turns):

@@ -19,6 +19,7 @@ numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -133,7 +134,7 @@ async def run_lifelong(cfg: Config, opts: LifelongOptions) -> dict:
     said: set[str] = set()
     learned_at: dict[int, float] = {}  # question index -> recall right after it was learned
     with tempfile.TemporaryDirectory(prefix="sleepbot-lifelong-") as tmp:
-        run_cfg = Config(**{**cfg.__dict__, "data_dir": Path(tmp)})
+        run_cfg = dataclasses.replace(cfg, data_dir=Path(tmp))
         runtime = model_runtime(run_cfg)
         try:
             async with open_engine(run_cfg, runtime=runtime) as engine:
