@@ -129,8 +129,21 @@ CREATE TABLE ingests (
 );
 """
 
+# The distributed mode (bot/cluster/): one lease per user for the cycle being computed on a
+# worker. ``token`` only ever grows (a fencing token); a promotion is registered only in the
+# same transaction that finds its token still current and unexpired, so a worker that was
+# given up on (killed, stalled past its lease) can never promote.
+_V4_LEASES = """
+CREATE TABLE leases (
+    user_id TEXT PRIMARY KEY REFERENCES users(user_id) ON DELETE CASCADE,
+    token INTEGER NOT NULL,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
 # Append-only: never edit a released script, add a new one. Index i brings the schema to i+1.
-MIGRATIONS: list[str] = [_SCHEMA_V1, _V2_UNDELIVERED, _V3_INGESTS]
+MIGRATIONS: list[str] = [_SCHEMA_V1, _V2_UNDELIVERED, _V3_INGESTS, _V4_LEASES]
 
 CycleStatus = Literal["running", "accepted", "rejected", "failed", "empty"]
 JobState = Literal["queued", "running", "done", "failed"]
@@ -142,6 +155,11 @@ SLEEP_KINDS = frozenset(get_args(SleepKind))
 
 class StoreError(Exception):
     """The store could not be opened or migrated (read-only directory, corrupt file, ...)."""
+
+
+class LeaseLost(StoreError):
+    """A fencing token is no longer the user's current, unexpired lease: whoever holds it was
+    given up on, and what it computed must not be promoted."""
 
 
 class StoreCorrupt(StoreError, sqlite3.DatabaseError):
@@ -272,6 +290,17 @@ class CheckpointRecord:
     created_at: float
     cycle_id: int | None
     is_current: bool
+
+
+@dataclass
+class Lease:
+    """Who may promote a user's next checkpoint: the holder of ``token`` until ``expires_at``
+    (wall clock). Tokens grow by one at every grant."""
+
+    user_id: str
+    token: int
+    holder: str
+    expires_at: float
 
 
 @dataclass
@@ -817,10 +846,16 @@ class Store:
         parent_version: int | None,
         cycle_id: int | None,
         make_current: bool = True,
+        lease_token: int | None = None,
     ) -> None:
-        """Record a new adapter checkpoint, optionally making it the user's current one."""
+        """Record a new adapter checkpoint, optionally making it the user's current one.
+
+        ``lease_token``: register only if it is still the user's current, unexpired lease
+        (checked in the same transaction; else :class:`LeaseLost` and nothing is written)."""
         async with self._tx() as db:
             await self._ensure_user(db, user_id)
+            if lease_token is not None:
+                await self._check_lease(db, user_id, lease_token)
             if make_current:
                 await db.execute(
                     "UPDATE checkpoints SET is_current = 0 WHERE user_id = ?", (user_id,)
@@ -838,6 +873,64 @@ class Store:
                     int(make_current),
                 ),
             )
+
+    # ------------------------------------------------------------------ leases (cluster)
+
+    async def acquire_lease(self, user_id: str, holder: str, seconds: float, *,
+                            force: bool = False) -> Lease | None:
+        """Grant ``holder`` the user's lease for ``seconds`` with a new, larger token; None
+        while another holder's lease is unexpired (``force``: take it anyway, which fences
+        that holder out: the scheduler does so once it gave up on it)."""
+        now = time.time()
+        async with self._tx() as db:
+            await self._ensure_user(db, user_id)
+            cur = await db.execute("SELECT token, holder, expires_at FROM leases "
+                                   "WHERE user_id = ?", (user_id,))
+            row = await cur.fetchone()
+            if row is not None and row["expires_at"] > now and row["holder"] != holder and (
+                    not force):
+                return None
+            token = (row["token"] if row is not None else 0) + 1
+            await db.execute(
+                "INSERT INTO leases (user_id, token, holder, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(user_id) DO UPDATE SET token = excluded.token, "
+                "holder = excluded.holder, expires_at = excluded.expires_at",
+                (user_id, token, holder, now + seconds))
+        return Lease(user_id, token, holder, now + seconds)
+
+    async def renew_lease(self, user_id: str, token: int, seconds: float) -> bool:
+        """Extend lease ``token`` by ``seconds`` from now; False once it expired or a newer
+        token was granted (an expired lease is never revived: its job was given up on)."""
+        now = time.time()
+        return await self._write(
+            "UPDATE leases SET expires_at = ? WHERE user_id = ? AND token = ? AND expires_at > ?",
+            (now + seconds, user_id, token, now)) > 0
+
+    async def release_lease(self, user_id: str, token: int) -> None:
+        """End lease ``token`` now (a no-op when a newer one was granted)."""
+        await self._write("UPDATE leases SET expires_at = 0 WHERE user_id = ? AND token = ?",
+                          (user_id, token))
+
+    async def lease(self, user_id: str) -> Lease | None:
+        row = await self._fetchone("SELECT * FROM leases WHERE user_id = ?", (user_id,))
+        return None if row is None else Lease(row["user_id"], row["token"], row["holder"],
+                                              row["expires_at"])
+
+    async def check_lease(self, user_id: str, token: int) -> None:
+        """:class:`LeaseLost` unless ``token`` is the user's current, unexpired lease."""
+        async with self._tx() as db:
+            await self._check_lease(db, user_id, token)
+
+    @staticmethod
+    async def _check_lease(db: aiosqlite.Connection, user_id: str, token: int) -> None:
+        cur = await db.execute("SELECT token, expires_at FROM leases WHERE user_id = ?",
+                               (user_id,))
+        row = await cur.fetchone()
+        if row is None or row["token"] != token:
+            newer = "no lease" if row is None else f"lease {row['token']} is current"
+            raise LeaseLost(f"user {user_id}: lease {token} was superseded ({newer})")
+        if row["expires_at"] <= time.time():
+            raise LeaseLost(f"user {user_id}: lease {token} expired")
 
     async def current_checkpoint(self, user_id: str) -> CheckpointRecord | None:
         row = await self._fetchone(

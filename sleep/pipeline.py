@@ -302,8 +302,30 @@ async def _superseded_items(store: Store, user_id: str, turns: list) -> list[Rep
     return [i for i in items if gone.covers(i.answer, i.source_exchange_ids)]
 
 
+@dataclass
+class CycleOutcome:
+    """What the compute half of a cycle (stages 1-6) hands to its commit half (stage 7): the
+    distributed mode computes on a worker and commits on the host that owns the store."""
+
+    exchange_ids: list[int]  # what the cycle consolidates
+    replayed: list[ReplayItem] = field(default_factory=list)
+    new_pairs: list[QAPair] = field(default_factory=list)
+    retired: list[ReplayItem] = field(default_factory=list)
+    tensors: dict | None = None  # the validated weights to promote; None: an empty cycle
+    general_post: float = math.nan
+
+
 async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
                seed: int) -> None:
+    outcome = await compute_cycle(cc, report, progress, seed)
+    if outcome is not None:
+        await commit_cycle(cc, report, outcome, progress)
+
+
+async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progress | None,
+                        seed: int = 0) -> CycleOutcome | None:
+    """Stages 1-6; reads the store (``exchanges`` and ``replay_items`` only), writes nothing.
+    None when there is nothing to commit (the report says rejected)."""
     store, runtime, cfg = cc.store, cc.runtime, cc.cfg
     user_id, system_prompt = report.user_id, cc.system_prompt
     checkpoint = cc.checkpoint()
@@ -332,8 +354,7 @@ async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
 
     if not new_pairs and not replay_pairs:
         report.status, report.reason = "empty", "nothing to consolidate"
-        await store.mark_consolidated([e.id for e in exchanges], report.cycle_id)
-        return
+        return CycleOutcome([e.id for e in exchanges])
 
     # 5. training (identity and general-knowledge anchor pairs ride along in every cycle)
     t = time.perf_counter()
@@ -384,22 +405,34 @@ async def _run(cc: CycleContext, report: CycleReport, progress: Progress | None,
            fact_loss_pre=round(fact_pre, 4), fact_loss_post=round(fact_post, 4))
     if not verdict.accepted:
         report.status, report.reason = "rejected", verdict.reason
-        return
+        return None
+    report.reason = verdict.reason
+    return CycleOutcome([e.id for e in exchanges], replayed, new_pairs, plan.retired,
+                        result.tensors, general_post)
 
-    # 7. fusion: promote atomically, then mark what was consolidated
+
+async def commit_cycle(cc: CycleContext, report: CycleReport, outcome: CycleOutcome,
+                       progress: Progress | None = None, lease_token: int | None = None
+                       ) -> None:
+    """Stage 7: promote the validated weights atomically, then mark what was consolidated
+    (an empty cycle only marks). ``lease_token``: see :func:`sleep.fusion.promote`."""
+    store, user_id = cc.store, report.user_id
+    if outcome.tensors is None:
+        await store.mark_consolidated(outcome.exchange_ids, report.cycle_id)
+        return
     t = time.perf_counter()
     meta = {"base_model": cc.base_model, "cycle_id": report.cycle_id,
-            "sleep_config": asdict(cfg), "validation": report.validation}
-    report.version = await fusion.promote(runtime, store, user_id,
-                                          cc.paths.checkpoints, result.tensors,
-                                          meta, report.cycle_id)
-    cc.general_scores[checkpoints.weights_key(cc.checkpoint())] = general_post
-    await store.mark_consolidated([e.id for e in exchanges], report.cycle_id)
-    added = await replay.after_cycle(store, user_id, replayed, new_pairs, cfg.replay_decay,
-                                     report.cycle_id, plan.retired)
+            "sleep_config": asdict(cc.cfg), "validation": report.validation}
+    report.version = await fusion.promote(cc.runtime, store, user_id,
+                                          cc.paths.checkpoints, outcome.tensors,
+                                          meta, report.cycle_id, lease_token)
+    cc.general_scores[checkpoints.weights_key(cc.checkpoint())] = outcome.general_post
+    await store.mark_consolidated(outcome.exchange_ids, report.cycle_id)
+    added = await replay.after_cycle(store, user_id, outcome.replayed, outcome.new_pairs,
+                                     cc.cfg.replay_decay, report.cycle_id, outcome.retired)
     await store.record_sleep(user_id)
     _stage(report, "fusion", t, progress, version=report.version, replay_added=added)
-    report.status, report.reason = "accepted", verdict.reason
+    report.status = "accepted"
 
 
 def format_report(r: dict) -> str:
