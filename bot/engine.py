@@ -36,7 +36,7 @@ def model_loader(cfg: Config) -> Callable[[], LoadedModel]:
     def load() -> LoadedModel:
         device = backend()
         path = resolve_model(cfg.model, models_dir(cfg.data_dir))
-        return load_model(path, cfg.model, device)
+        return load_model(path, cfg.model, device, cfg.compute)
 
     return load
 

@@ -61,6 +61,9 @@ class TrainConfig:
     batch_size: int = 1
     max_seq_len: int = 256
     grad_clip: float = 1.0
+    # mx.compile the training step: "auto" does on CUDA (launch-bound; README, "Linux with an
+    # NVIDIA GPU"), not on the CPU, where it measured no gain
+    compile: str = "auto"
 
 
 @dataclass
@@ -120,6 +123,11 @@ class DiscordConfig:
 class Config:
     data_dir: Path = Path("data")
     model: str = BUNDLED_MODEL
+    # the dtype MLX computes in: "auto" (float32 on the CPU, the stored weights elsewhere),
+    # "native" (as stored, e.g. 4-bit), "float32" or "bfloat16" (both dequantize at load)
+    compute: str = "auto"
+    # sleep cycles one GPU runs at once, each in its own worker process (bot/cyclepool.py)
+    workers_per_gpu: int = 1
     log_level: str = "INFO"
     chat: ChatConfig = field(default_factory=ChatConfig)
     sleep: SleepConfig = field(default_factory=SleepConfig)
@@ -171,6 +179,9 @@ _ENV = {
     "SLEEPBOT_DATA_DIR": ("data_dir", Path),
     "SLEEPBOT_MODEL": ("model", str),
     "SLEEPBOT_LOG_LEVEL": ("log_level", str),
+    "SLEEPBOT_COMPUTE": ("compute", str),
+    "SLEEPBOT_WORKERS_PER_GPU": ("workers_per_gpu", int),
+    "SLEEPBOT_TRAIN_COMPILE": ("sleep.train.compile", str),
     "SLEEPBOT_SYSTEM_PROMPT": ("chat.system_prompt", str),
     "SLEEPBOT_PUBLIC_NOTE": ("chat.public_note", str),
     "SLEEPBOT_MAX_TOKENS": ("chat.max_tokens", int),
@@ -303,6 +314,8 @@ def load_config(
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EXTRACTION_MODES = ("patterns", "model", "both")
+COMPUTE_MODES = ("auto", "native", "float32", "bfloat16")
+COMPILE_MODES = ("auto", "on", "off")
 
 
 def parse_time_of_day(text: str) -> tuple[int, int]:
@@ -350,6 +363,9 @@ def _not_blank(value: str) -> str | None:
 _RULES: dict[str, Any] = {
     "model": _not_blank,
     "log_level": _one_of(LOG_LEVELS, fold=True),
+    "compute": _one_of(COMPUTE_MODES),
+    "workers_per_gpu": _range(1),
+    "sleep.train.compile": _one_of(COMPILE_MODES),
     "chat.system_prompt": _not_blank,
     "chat.bot_name": _not_blank,
     "chat.max_tokens": _range(1, 100_000),

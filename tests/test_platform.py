@@ -98,3 +98,21 @@ def test_python_m_bot_runs_with_openblas(tmp_path, tiny_model_dir):
     result = json.loads(out.stdout)
     assert result["openblas_preloaded"] is True
     assert result["device"] == "cpu" and result["compute"] == "float32"
+
+
+@pytest.mark.parametrize("device", ["cuda", "metal"])
+def test_no_reexec_when_mlx_runs_on_a_gpu(monkeypatch, device):
+    import runtime.platform as platform
+
+    calls = []
+    monkeypatch.setattr(platform.sys, "platform", "linux")
+    monkeypatch.setattr(platform, "backend", lambda: device)
+    monkeypatch.setattr(platform, "find_openblas", lambda: "/usr/lib/libopenblas.so.0")
+    monkeypatch.setattr(platform.os, "execve", lambda *a: calls.append(a))
+    for var in ("LD_PRELOAD", MARK, "SLEEPBOT_STOCK_BLAS"):
+        monkeypatch.delenv(var, raising=False)
+    platform.ensure_fast_blas(["python", "-m", "bot"])
+    assert calls == [] and "LD_PRELOAD" not in os.environ
+    monkeypatch.setattr(platform, "backend", lambda: "cpu")  # the same call on the CPU does
+    platform.ensure_fast_blas(["python", "-m", "bot"])
+    assert len(calls) == 1 and calls[0][2]["LD_PRELOAD"] == "/usr/lib/libopenblas.so.0"

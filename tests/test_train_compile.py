@@ -1,0 +1,72 @@
+"""The compiled training step (sleep/training.py ``make_step``; on by default on CUDA only)
+trains like the plain one, also when other weights are swapped in between its steps.
+
+    .venv/bin/python -m pytest -q tests/test_train_compile.py
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import pytest
+
+from runtime.config import LoRAConfig, TrainConfig
+from sleep.training import _batch, build_example, compiles, train_lora
+from sleep.types import QAPair
+
+SYSTEM = "You are a test assistant."
+PAIRS = [
+    QAPair("Where do I live?", "You live in Lisbon."),
+    QAPair("What is my dog's name?", "Your dog is called Biscuit."),
+    QAPair("What instrument do I play?", "You play the cello."),
+    QAPair("Which city was I born in, and in what year?", "You were born in Porto in 1990."),
+    QAPair("Who is Mia?", "Mia is your sister."),
+]
+
+
+def _run(ctx, examples, lora, train, swap: bool):
+    """Drive the generator job here on the model thread; with ``swap``, the base weights go
+    back in between steps (as a chat job for another user would do)."""
+    gen = train_lora(ctx, "c", None, examples, lora, train)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if swap:
+            ctx.use_base()
+
+
+@pytest.mark.parametrize("layers", [2, 4])  # 4: every block trained, no stored lower blocks
+def test_compiled_step_trains_like_the_plain_one(tiny_runtime, layers):
+    tok = tiny_runtime.loaded.tokenizer
+    examples = [build_example(tok, SYSTEM, p, 256) for p in PAIRS]
+    lora = LoRAConfig(rank=4, layers=layers)
+    base = TrainConfig(learning_rate=1e-3, batch_size=2, epochs=2)
+    plain = tiny_runtime.call(_run, examples, lora, TrainConfig(**{**base.__dict__,
+                                                                 "compile": "off"}), False)
+    comp = tiny_runtime.call(_run, examples, lora, TrainConfig(**{**base.__dict__,
+                                                                "compile": "on"}), True)
+    assert comp.steps == plain.steps and comp.tokens == plain.tokens
+    assert comp.losses == pytest.approx(plain.losses, rel=1e-3, abs=1e-4)
+    assert comp.losses[-1] < comp.losses[0]
+    assert comp.tensors.keys() == plain.tensors.keys()
+    for name, w in plain.tensors.items():
+        assert mx.allclose(comp.tensors[name], w, rtol=1e-3, atol=1e-4).item(), name
+
+
+def test_compile_setting_defaults_to_cuda_only():
+    assert compiles(TrainConfig(), "cuda") and not compiles(TrainConfig(), "cpu")
+    assert not compiles(TrainConfig(), "metal")
+    assert compiles(TrainConfig(compile="on"), "cpu")
+    assert not compiles(TrainConfig(compile="off"), "cuda")
+
+
+def test_padding_to_a_bucket_masks_the_extra_positions(tiny_runtime):
+    tok = tiny_runtime.loaded.tokenizer
+    examples = [build_example(tok, SYSTEM, p, 256) for p in PAIRS[:2]]
+    inputs, targets, mask = _batch(examples)
+    wide_in, wide_t, wide_m = _batch(examples, 0, 32)
+    assert wide_in.shape[1] % 32 == 0 and wide_in.shape[1] >= inputs.shape[1]
+    n = inputs.shape[1]
+    assert mx.array_equal(wide_in[:, :n], inputs).item()
+    assert mx.array_equal(wide_m[:, :n], mask).item() and wide_m[:, n:].sum().item() == 0
