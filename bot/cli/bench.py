@@ -4,6 +4,7 @@
     python -m bot bench sleep [--json]                   a whole cycle; our trainer vs mlx-lm's
     python -m bot bench memory [--quick] [--json]        recall after sleep, baselines, retention
     python -m bot bench load [--tiny] [--json]           chat latency while other users sleep
+    python -m bot bench throughput [--users N] [--procs P] user-cycles per hour on one GPU
     python -m bot bench coverage [--realtalk [DIR]]      share of answers in the training data
 """
 
@@ -78,6 +79,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ld.add_argument("--json", action="store_true")
     ld.set_defaults(func=load_main)
 
+    tp = bsub.add_parser("throughput", help="user-cycles per hour with several worker "
+                         "processes on one GPU")
+    tp.add_argument("--users", type=int, default=16)
+    tp.add_argument("--procs", type=int, default=None,
+                    help="worker processes (default: workers_per_gpu)")
+    tp.add_argument("--turns", type=int, default=10, help="user turns before each cycle")
+    tp.add_argument("--alone", type=int, default=0,
+                    help="rerun the first K users alone and compare decisions and weights")
+    tp.add_argument("--json", action="store_true")
+    tp.set_defaults(func=throughput_main)
+
     cov = bsub.add_parser("coverage", help="how much of what users said reaches the training "
                           "data (a dry run: nothing is trained)")
     cov.add_argument("--facts", type=Path, action="append", default=None,
@@ -107,6 +119,17 @@ def sleep_main(args: argparse.Namespace, cfg: Config) -> int:
         raise UserError(str(exc)) from exc
     print_json(result) if args.json else print(format_table(result))
     return 0
+
+
+def throughput_main(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.bench.throughput import format_table, run_throughput_bench
+
+    if args.users < 1 or (args.procs is not None and args.procs < 1) or args.alone < 0:
+        raise UserError("--users and --procs must be at least 1, --alone at least 0")
+    result = run_throughput_bench(cfg, args.users, args.procs, args.turns,
+                                  min(args.alone, args.users))
+    print_json(result) if args.json else print(format_table(result))
+    return 0 if result["alone_same_decisions"] is not False else 1
 
 
 def memory_main(args: argparse.Namespace, cfg: Config) -> int:
