@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sl.add_argument("--turns", type=int, default=10, help="user turns in the session")
     sl.add_argument("--factset", default="persona_maya", help="a shipped fact set")
     sl.add_argument("--matmul-size", type=int, default=1024)
+    sl.add_argument("--batch", type=int, default=None,
+                    help="examples per training step (default: the model's batch_size)")
     sl.set_defaults(func=sleep_main)
 
     mem = bsub.add_parser("memory", help="recall after sleep vs baselines, retention, "
@@ -114,7 +116,7 @@ def sleep_main(args: argparse.Namespace, cfg: Config) -> int:
 
     try:
         result = run_sleep_bench(cfg, args.iters, args.turns, args.factset, args.matmul_size,
-                                 args.repeats)
+                                 args.repeats, args.batch)
     except BenchError as exc:
         raise UserError(str(exc)) from exc
     print_json(result) if args.json else print(format_table(result))
