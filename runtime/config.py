@@ -120,6 +120,21 @@ class DiscordConfig:
 
 
 @dataclass
+class ClusterConfig:
+    """The distributed mode (``bot/cluster/``, Ray): off by default; one host needs none of it.
+
+    The head (the process that owns the store) sends each cycle's compute to a pool of worker
+    actors and commits what they return under the user's lease (README, "Many hosts")."""
+
+    enabled: bool = False
+    address: str = ""  # "": start a local Ray cluster here; "auto" or host:port: join one
+    workers: int = 2  # sleep-worker actors (each loads the model once)
+    lease_seconds: float = 120.0  # a worker that stops answering is given up on after this
+    max_attempts: int = 3  # workers one cycle may be tried on before it counts as failed
+    object_store_mb: int = 200  # the local cluster's shared-memory object store
+
+
+@dataclass
 class Config:
     data_dir: Path = Path("data")
     model: str = BUNDLED_MODEL
@@ -132,6 +147,7 @@ class Config:
     chat: ChatConfig = field(default_factory=ChatConfig)
     sleep: SleepConfig = field(default_factory=SleepConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -212,6 +228,10 @@ _ENV = {
     "SLEEPBOT_RATE_LIMIT_MESSAGES": ("discord.rate_limit_messages", int),
     "SLEEPBOT_RATE_LIMIT_SECONDS": ("discord.rate_limit_seconds", float),
     "SLEEPBOT_EDIT_INTERVAL": ("discord.edit_interval", float),
+    "SLEEPBOT_CLUSTER": ("cluster.enabled", flag),
+    "SLEEPBOT_CLUSTER_ADDRESS": ("cluster.address", str),
+    "SLEEPBOT_CLUSTER_WORKERS": ("cluster.workers", int),
+    "SLEEPBOT_CLUSTER_LEASE_SECONDS": ("cluster.lease_seconds", float),
 }
 
 
@@ -399,6 +419,10 @@ _RULES: dict[str, Any] = {
     "discord.refused_seconds": _range(0),
     "discord.confirm_seconds": _range(0, low_open=True),
     "discord.interaction_seconds": _range(0, low_open=True),
+    "cluster.workers": _range(1, 1024),
+    "cluster.lease_seconds": _range(0, low_open=True),
+    "cluster.max_attempts": _range(1),
+    "cluster.object_store_mb": _range(80),
 }
 
 

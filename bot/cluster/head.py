@@ -1,0 +1,553 @@
+"""The head of the distributed mode: the orchestrator that sends cycles to Ray workers.
+
+    python -m bot cluster run [--workers N] [--address auto|HOST:PORT] [--until-empty]
+
+:class:`ClusterOrchestrator` is the same scheduler as :class:`bot.orchestrator.Orchestrator`
+(same SQLite queue, triggers, chat entry point, status) with another way of running a job:
+up to one cycle per worker at once, each on a worker actor. For each job it
+
+1. grants the user's lease (``store.acquire_lease``: a new, larger fencing token),
+2. sends a :class:`bot.cluster.jobs.CycleJob` (a snapshot of the user's exchanges, replay
+   buffer, current weights and settings) to a free :class:`bot.cluster.actors.SleepWorker`,
+3. renews the lease while the worker answers pings; a worker that dies (its process killed)
+   or stops answering until the lease runs out is given up on: a replacement actor starts,
+   and the job runs again on another worker under a new token,
+4. commits what comes back (:func:`sleep.pipeline.commit_cycle`) with the job's token: the
+   store registers the promotion only while that token is the user's current lease, so a
+   result that comes back after it was given up on is refused (counted as ``fenced``),
+5. publishes the new version on the :class:`bot.cluster.actors.PromotionBoard`.
+
+Only this process opens SQLite and writes the users' checkpoint folders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bot import recovery
+from bot.cluster.actors import (
+    ChatReplica,
+    PromotionBoard,
+    SleepWorker,
+    tensors_from_bytes,
+)
+from bot.cluster.jobs import CheckpointFiles, CycleJob, CycleResult
+from bot.engine import Engine
+from bot.orchestrator import Orchestrator, Progress, UserState, _Queued, _Running
+from memory.store import LeaseLost, SleepKind
+from runtime.config import ClusterConfig, Config
+from sleep.pipeline import CycleReport, commit_cycle
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "sleepbot"
+BOARD_NAME = "sleepbot-promotions"
+
+
+class WorkerLost(RuntimeError):
+    """The worker running a job died or stopped answering until its lease expired."""
+
+
+def connect(cc: ClusterConfig, num_cpus: int | None = None) -> bool:
+    """Join the Ray cluster at ``cc.address``, or start a local one (one laptop: no broker,
+    no server to install). Returns whether this call started Ray here (then shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if cc.address:
+        ray.init(address=cc.address, namespace=NAMESPACE, log_to_driver=False)
+    else:
+        # logical CPUs, not cores: room for a replacement while a stalled worker is kept
+        ray.init(num_cpus=num_cpus or max(2, 2 * cc.workers), include_dashboard=False,
+                 object_store_memory=cc.object_store_mb << 20, log_to_driver=False,
+                 namespace=NAMESPACE)
+    return True
+
+
+def _ray_future(ref) -> asyncio.Future:
+    return asyncio.wrap_future(ref.future())
+
+
+@dataclass
+class WorkerSlot:
+    """One place in the pool: the actor now in it and what it did."""
+
+    index: int
+    name: str
+    actor: Any
+    pid: int = 0
+    busy: bool = False
+    jobs: int = 0
+    seconds: float = 0.0
+    generation: int = 0
+
+
+class WorkerPool:
+    """``size`` sleep-worker actors; a dead or stalled one is replaced by a fresh one."""
+
+    def __init__(self, cfg: Config, size: int):
+        self.cfg, self.size = cfg, size
+        self.slots: list[WorkerSlot] = []
+        self._free = asyncio.Condition()
+        self.replaced = 0
+        self.history: dict[str, dict] = {}  # worker name → jobs, seconds, pid (all ever)
+
+    def _spawn(self, index: int, generation: int) -> WorkerSlot:
+        import ray
+
+        name = f"sleep-worker-{index}" + (f".{generation}" if generation else "")
+        actor = ray.remote(SleepWorker).options(num_cpus=1, max_restarts=0).remote(
+            self.cfg, name)
+        return WorkerSlot(index, name, actor, generation=generation)
+
+    async def start(self) -> None:
+        self.slots = [self._spawn(i, 0) for i in range(self.size)]
+        pids = await asyncio.gather(*(_ray_future(s.actor.start.remote()) for s in self.slots))
+        for slot, pid in zip(self.slots, pids, strict=True):
+            slot.pid = pid
+            self.history[slot.name] = {"pid": pid, "jobs": 0, "seconds": 0.0}
+        log.info("cluster: %d sleep worker(s) ready (pids %s)", self.size, pids)
+
+    def free(self) -> int:
+        return sum(1 for s in self.slots if not s.busy)
+
+    async def take(self) -> WorkerSlot:
+        async with self._free:
+            await self._free.wait_for(lambda: self.free() > 0)
+            slot = next(s for s in self.slots if not s.busy)
+            slot.busy = True
+            return slot
+
+    async def give_back(self, slot: WorkerSlot, seconds: float | None = None) -> None:
+        if seconds is not None:
+            slot.jobs += 1
+            slot.seconds += seconds
+            self.history[slot.name]["jobs"] += 1
+            self.history[slot.name]["seconds"] += seconds
+        async with self._free:
+            slot.busy = False
+            self._free.notify_all()
+
+    async def replace(self, slot: WorkerSlot, *, kill: bool = True) -> Any:
+        """Put a fresh actor in ``slot``'s place; returns the old actor (killed unless
+        ``kill`` is False: a stalled one is kept until its late result is dealt with)."""
+        import ray
+
+        old = slot.actor
+        if kill:
+            with contextlib.suppress(Exception):
+                ray.kill(old, no_restart=True)
+        new = self._spawn(slot.index, slot.generation + 1)
+        try:
+            new.pid = await _ray_future(new.actor.start.remote())
+        except Exception:
+            log.exception("cluster: replacement for %s failed to start", slot.name)
+            raise
+        slot.name, slot.actor, slot.pid, slot.generation = (new.name, new.actor, new.pid,
+                                                           new.generation)
+        self.history[slot.name] = {"pid": new.pid, "jobs": 0, "seconds": 0.0}
+        self.replaced += 1
+        log.warning("cluster: %s replaced the lost worker (pid %d)", slot.name, new.pid)
+        await self.give_back(slot)
+        return old
+
+    def pids(self) -> dict[str, int]:
+        return {s.name: s.pid for s in self.slots}
+
+    def shutdown(self) -> None:
+        import ray
+
+        for slot in self.slots:
+            with contextlib.suppress(Exception):
+                ray.kill(slot.actor, no_restart=True)
+
+
+@dataclass
+class ClusterStats:
+    """What the head saw: attempts, workers lost, results refused by the fence."""
+
+    attempts: int = 0
+    workers_lost: int = 0  # attempts whose worker died or stalled past its lease
+    fenced: int = 0  # results refused at commit: their lease was no longer current
+    late_results: int = 0  # results that came back from a worker already given up on
+    late_promoted: int = 0  # of those, promoted anyway (the fence failed): must stay 0
+    lost_reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ClusterOrchestrator(Orchestrator):
+    """The orchestrator of the head: one queue, cycles computed on a pool of workers."""
+
+    def __init__(self, engine: Engine, pool: WorkerPool, board: Any = None, **kwargs: Any):
+        super().__init__(engine, **kwargs)
+        self.pool = pool
+        self.board = board
+        self.cluster = engine.cfg.cluster
+        self._runs: dict[str, _Running] = {}
+        self._late: set[asyncio.Task] = set()
+        self.stats = ClusterStats()
+        self.hold_seconds = 0.0  # tests/bench: workers keep each result this long
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self, *, worker: bool = True, triggers: bool = True) -> None:
+        await super().start(worker=worker, triggers=triggers)
+        if self.board is not None:  # whoever answers learns every user's current version
+            for user_id in await self.engine.store.list_users():
+                await self._publish(user_id)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stopping = True
+        tasks = [r.task for r in self._runs.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        for task in list(self._late):
+            task.cancel()
+        await super().stop(timeout)
+
+    # -- what runs ------------------------------------------------------------------------
+    def state(self, user_id: str) -> UserState:
+        run = self._runs.get(user_id)
+        if run is not None:
+            return UserState(user_id, "sleeping", run.stage, run.job_id)
+        return super().state(user_id)
+
+    def queue_position(self, user_id: str) -> int | None:
+        if user_id in self._runs:
+            return 0
+        return super().queue_position(user_id)
+
+    def _pending(self, user_id: str) -> bool:
+        return user_id in self._queued or user_id in self._runs
+
+    async def request_sleep(self, user_id: str, kind: SleepKind = "light",
+                            progress: Progress | None = None) -> int:
+        job_id = await self.engine.store.enqueue_sleep(user_id, kind)
+        if progress is not None:
+            self._listeners.setdefault(job_id, []).append(progress)
+        run = self._runs.get(user_id)
+        if run is None or run.job_id != job_id:
+            queued = self._queued.get(user_id)
+            if queued is None or queued.job_id != job_id:
+                self._queued[user_id] = _Queued(job_id, kind)
+            elif kind == "deep":
+                queued.kind = "deep"
+        self._call(progress, "queued", {"position": self.queue_position(user_id),
+                                        "job_id": job_id})
+        self._wake.set()
+        return job_id
+
+    async def wait_for_job(self, job_id: int, timeout: float | None = None
+                           ) -> CycleReport | None:
+        if job_id in self._results:
+            return self._results[job_id]
+        pending = {q.job_id for q in self._queued.values()} | {
+            r.job_id for r in self._runs.values()}
+        if job_id not in pending:
+            return None
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, []).append(fut)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        finally:
+            waiters = self._waiters.get(job_id)
+            if waiters is not None and fut in waiters and not fut.done():
+                waiters.remove(fut)
+
+    async def wait_idle(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self._runs and not self._queued)
+
+    async def run_exclusive(self, user_id, fn):
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: user_id not in self._exclusive and user_id not in self._runs)
+            self._exclusive.add(user_id)
+        try:
+            return await fn()
+        finally:
+            self._exclusive.discard(user_id)
+            async with self._changed:
+                self._changed.notify_all()
+            self._wake.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        out = super().snapshot()
+        out["running"] = [{"job_id": r.job_id, "user_id": r.user_id, "kind": r.kind,
+                           "stage": r.stage, "seconds": round(time.monotonic() - r.started, 1)}
+                          for r in self._runs.values()]
+        out["workers"] = self.pool.pids() if self.pool.slots else {}
+        return out
+
+    # -- the work loop: one job per free worker --------------------------------------------
+    async def _work(self) -> None:
+        backoff = 1.0
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                rows = await self._sync_queue()
+                async with self._changed:
+                    self._changed.notify_all()  # wait_idle re-reads the mirror
+                while len(self._runs) < self.pool.size:
+                    row = self._choose([r for r in rows if r.user_id not in self._runs])
+                    if row is None:
+                        break
+                    rows.remove(row)
+                    self._last_kind = row.kind  # the next choice looks past a deep one
+                    run = self._register(row.id, row.user_id, row.kind)
+                    run.task = asyncio.create_task(self._job(run), name=f"cluster-{row.id}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("cluster scheduler error; retrying in %.0fs", backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), backoff)
+                backoff = min(backoff * 2, self.poll_seconds)
+
+    def _register(self, job_id: int, user_id: str, kind: SleepKind) -> _Running:
+        run = self._runs[user_id] = _Running(job_id, user_id, kind)
+        self._queued.pop(user_id, None)
+        self.spans.append([user_id, run.started, None])
+        return run
+
+    async def _run_job(self, job_id: int, user_id: str, kind: SleepKind) -> None:
+        """One job now, in this task (``run_now`` without the work loop)."""
+        await self._job(self._register(job_id, user_id, kind))
+
+    async def _job(self, run: _Running) -> None:
+        store = self.engine.store
+        try:
+            run.kind = await self._cycle_kind(run.user_id, run.kind)
+            await store.set_job_kind(run.job_id, run.kind)
+            await store.set_job_state(run.job_id, "running")
+            self._write_status()
+            run.seen_up_to = await store.max_exchange_id(run.user_id)
+            try:
+                await recovery.repair_checkpoint(self.engine, run.user_id)
+            except Exception:
+                log.exception("user %s: cannot repair the checkpoint before the cycle",
+                              run.user_id)
+            try:
+                report = await self._remote_cycle(run)
+            except asyncio.CancelledError:
+                await self._interrupted(run)
+                raise
+            await self._finished(run, report)
+        except asyncio.CancelledError:
+            pass  # stop(): the job is back in the queue
+        finally:
+            for span in reversed(self.spans):
+                if span[0] == run.user_id and span[1] == run.started:
+                    span[2] = time.monotonic()
+                    break
+            self._runs.pop(run.user_id, None)
+            self._write_status()
+            async with self._changed:
+                self._changed.notify_all()
+            self._wake.set()
+
+    # -- one cycle on the workers ---------------------------------------------------------
+    async def _remote_cycle(self, run: _Running) -> CycleReport:
+        store, user_id = self.engine.store, run.user_id
+        report = CycleReport(user_id, run.kind)
+        report.cycle_id = await store.start_cycle(user_id, run.kind)
+        tic = time.perf_counter()
+        attempts: list[dict] = []
+        progress = self._progress_for(run)
+        try:
+            for _ in range(self.cluster.max_attempts):
+                slot = await self.pool.take()
+                lease = await store.acquire_lease(user_id, slot.name,
+                                                  self.cluster.lease_seconds, force=True)
+                attempt = {"worker": slot.name, "pid": slot.pid, "lease": lease.token}
+                attempts.append(attempt)
+                self.stats.attempts += 1
+                run.stage = f"curation (on {slot.name})"
+                self._write_status()
+                try:
+                    job = await self._snapshot(run, report.cycle_id, lease.token)
+                except BaseException:
+                    await self.pool.give_back(slot)
+                    raise
+                try:
+                    result = await self._await_result(slot, job)
+                except WorkerLost as exc:
+                    attempt["lost"] = str(exc)
+                    self.stats.workers_lost += 1
+                    self.stats.lost_reasons.append(str(exc))
+                    log.warning("user %s: %s; the job runs again elsewhere", user_id, exc)
+                    continue
+                await self.pool.give_back(slot, result.seconds)
+                report = self._merge(report, result)
+                for name, info in result.report.get("stages", {}).items():
+                    progress(name, info)
+                try:
+                    await self._commit(report, result, progress)
+                except LeaseLost as exc:
+                    attempt["fenced"] = str(exc)
+                    self.stats.fenced += 1
+                    continue
+                await store.release_lease(user_id, lease.token)
+                break
+            else:
+                report.status = "failed"
+                report.reason = (f"no worker finished the cycle in {len(attempts)} attempts")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            report.status, report.reason = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("user %s cycle %s failed on the head", user_id, report.cycle_id)
+        report.seconds = round(time.perf_counter() - tic, 2)
+        report.accepted = report.status == "accepted"
+        report.checkpoint = self.engine.checkpoint_label(user_id)
+        report.stages["cluster"] = {"attempts": attempts}
+        await store.finish_cycle(report.cycle_id, report.status, report.to_dict())
+        return report
+
+    async def _snapshot(self, run: _Running, cycle_id: int, token: int) -> CycleJob:
+        """What the cycle reads, as of now (the head is the only door to SQLite)."""
+        store, engine, user_id = self.engine.store, self.engine, run.user_id
+        current = (await engine.resolve_checkpoint(user_id)).path
+        paths = engine.paths(user_id)
+        identity = paths.identity.read_bytes() if paths.identity.is_file() else None
+        cfg = engine.cfg
+        return CycleJob(run.job_id, user_id, run.kind, cycle_id, token,
+                        await store.exchanges(user_id), await store.replay_items(user_id),
+                        CheckpointFiles.read(current) if current is not None else None,
+                        identity, cfg.sleep, cfg.chat.system_prompt, cfg.chat.bot_name,
+                        cfg.model, hold_seconds=self.hold_seconds)
+
+    @staticmethod
+    def _merge(report: CycleReport, result: CycleResult) -> CycleReport:
+        r = result.report
+        report.status, report.reason = r["status"], r["reason"]
+        report.examples, report.facts = r["examples"], r["facts"]
+        report.stages.update(r["stages"])
+        report.validation = r["validation"]
+        return report
+
+    async def _await_result(self, slot: WorkerSlot, job: CycleJob) -> CycleResult:
+        """The worker's result; :class:`WorkerLost` once it died, or stopped answering and
+        its lease ran out (then a replacement takes its place in the pool)."""
+        from ray.exceptions import RayError
+
+        store, lease_s = self.engine.store, self.cluster.lease_seconds
+        fut = _ray_future(slot.actor.run.remote(job))
+        interval = max(0.2, lease_s / 4)
+        while True:
+            done, _ = await asyncio.wait({fut}, timeout=interval)
+            if done:
+                try:
+                    return fut.result()
+                except RayError as exc:  # the actor's process died (killed, OOM, crash)
+                    lost = f"{slot.name} (pid {slot.pid}) died: {type(exc).__name__}"
+                    await self.pool.replace(slot)
+                    raise WorkerLost(lost) from None
+            try:
+                await asyncio.wait_for(_ray_future(slot.actor.ping.remote()), interval)
+                alive = True
+            except (TimeoutError, RayError):
+                alive = False
+            if alive and await store.renew_lease(job.user_id, job.lease_token, lease_s):
+                continue
+            lease = await store.lease(job.user_id)
+            if not alive and lease is not None and lease.token == job.lease_token and (
+                    lease.expires_at > time.time()):
+                continue  # not answering: it keeps the job until its lease runs out
+            # given up on: keep its actor until its result (if any) comes, then refuse it
+            lost = (f"{slot.name} (pid {slot.pid}) stopped answering; lease "
+                    f"{job.lease_token} expired")
+            old = await self.pool.replace(slot, kill=False)
+            self._watch_late(old, fut, job)
+            raise WorkerLost(lost)
+
+    def _watch_late(self, actor: Any, fut: asyncio.Future, job: CycleJob) -> None:
+        """A result from a worker already given up on goes through the same commit, with
+        its old token: the store refuses it (the fence); then the actor is ended."""
+
+        async def late() -> None:
+            import ray
+
+            try:
+                result = await fut
+            except Exception:
+                return
+            finally:
+                with contextlib.suppress(Exception):
+                    ray.kill(actor, no_restart=True)
+            self.stats.late_results += 1
+            report = CycleReport(job.user_id, job.kind, cycle_id=job.cycle_id)
+            try:
+                if await self._commit(self._merge(report, result), result, None):
+                    self.stats.late_promoted += 1
+                    log.error("user %s: a late result was promoted", job.user_id)
+            except LeaseLost as exc:
+                self.stats.fenced += 1
+                log.info("user %s: late result of %s refused: %s", job.user_id,
+                         result.worker, exc)
+
+        task = asyncio.create_task(late(), name=f"late-{job.job_id}")
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+    async def _commit(self, report: CycleReport, result: CycleResult,
+                      progress: Progress | None) -> bool:
+        """Stage 7 on the head under the result's lease token; True if it promoted."""
+        store, user_id = self.engine.store, result.user_id
+        if result.exchange_ids is None:
+            return False  # rejected or failed: nothing changes
+        await store.check_lease(user_id, result.lease_token)  # an empty cycle too
+        tensors = None
+        if result.delta is not None:
+            tensors = await self.engine.runtime.run(tensors_from_bytes, result.delta)
+        if progress is not None:
+            progress("validation", report.stages.get("validation", {}))
+        cc = self.engine.cycle_context(user_id)
+        await commit_cycle(cc, report, result.outcome(tensors), progress,
+                           lease_token=result.lease_token)
+        if report.status != "accepted":
+            return False  # an empty cycle: its exchanges are marked, nothing promoted
+        report.reason = report.reason or result.report.get("reason", "")
+        await self._publish(user_id)
+        return True
+
+    async def _publish(self, user_id: str) -> None:
+        """Tell every host the user's current version (and hand it the files)."""
+        if self.board is None:
+            return
+        path = (await self.engine.resolve_checkpoint(user_id)).path
+        files = CheckpointFiles.read(path) if path is not None else None
+        await _ray_future(self.board.publish.remote(user_id, files.version if files else 0,
+                                                    files))
+
+    async def late_results(self, timeout: float = 60.0) -> None:
+        """Wait for the results of workers given up on (tests, the bench)."""
+        if self._late:
+            await asyncio.wait(set(self._late), timeout=timeout)
+
+
+def start_board() -> Any:
+    """The promotion board (one per cluster, named so any process of it can find it)."""
+    import ray
+
+    return ray.remote(PromotionBoard).options(name=BOARD_NAME, num_cpus=0,
+                                              get_if_exists=True).remote()
+
+
+def start_replica(cfg: Config, name: str, board: Any) -> Any:
+    """A chat replica actor (answers ``answer(user, question)`` from promoted weights)."""
+    import ray
+
+    return ray.remote(ChatReplica).options(name=name, num_cpus=0).remote(cfg, name, board)
