@@ -117,8 +117,14 @@ def run_generate_bench(cfg: Config, max_tokens: int = 128, repeats: int = 3,
                     {"role": "user", "content": PROMPT}]
         ours, plain = [], []
         for i in range(repeats + 1):  # the first round warms up both
-            o = _ours(runtime, messages, max_tokens)
-            p = runtime.call(_plain_mlx_lm, messages, max_tokens)
+            # alternate which goes first: a GPU's clocks (or a shared CPU's load) may favour
+            # the second of two back-to-back runs
+            if i % 2:
+                p = runtime.call(_plain_mlx_lm, messages, max_tokens)
+                o = _ours(runtime, messages, max_tokens)
+            else:
+                o = _ours(runtime, messages, max_tokens)
+                p = runtime.call(_plain_mlx_lm, messages, max_tokens)
             if i:
                 ours.append(o)
                 plain.append(p)
