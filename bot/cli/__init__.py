@@ -11,6 +11,7 @@ store) and calls services. Nothing below the front ends imports from here.
     python -m bot forget --user U (--all | --match P)  forget, then rebuild the weights
     python -m bot status [--user U]                    users' states and the sleep queue
     python -m bot worker [--enqueue U] [--until-empty] run the sleep queue without chat
+    python -m bot cluster run|head|join|stop           the distributed mode (Ray workers)
     python -m bot run                                  the Discord bot
     python -m bot model import [FILE.gguf]             import a GGUF model
     python -m bot bench generate|sleep|memory|load     the benchmarks
@@ -33,8 +34,8 @@ from runtime.config import ConfigError, load_config, load_dotenv_file
 log = logging.getLogger("bot")
 
 # One module per verb (each defines ``add_parser(subparsers)``), in --help order.
-VERBS = ("chat", "ingest", "sleep", "recall", "eval", "forget", "status", "worker", "run",
-         "model", "bench")
+VERBS = ("chat", "ingest", "sleep", "recall", "eval", "forget", "status", "worker", "cluster",
+         "run", "model", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

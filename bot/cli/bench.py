@@ -6,6 +6,9 @@
     python -m bot bench load [--tiny] [--json]           chat latency while other users sleep
     python -m bot bench throughput [--users N] [--procs P] user-cycles per hour on one GPU
     python -m bot bench coverage [--realtalk [DIR]]      share of answers in the training data
+    python -m bot bench cluster [--workers N] [--users U] [--tiny] [--json]
+                                                         cycles on Ray workers, workers killed
+    python -m bot bench capacity [--json]                the capacity plan's simulation
 """
 
 from __future__ import annotations
@@ -101,6 +104,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "scripts/realtalk_factsets.py; default data/factsets/realtalk)")
     cov.add_argument("--json", action="store_true")
     cov.set_defaults(func=coverage_main)
+
+    cl = bsub.add_parser("cluster", help="users' cycles through Ray workers while workers are "
+                         "killed; scaling from 1 to N workers")
+    cl.add_argument("--workers", type=int, default=2)
+    cl.add_argument("--users", type=int, default=6)
+    cl.add_argument("--kills", type=int, default=1, help="busy workers SIGKILLed")
+    cl.add_argument("--stalls", type=int, default=1,
+                    help="busy workers frozen (SIGSTOP) past their lease, then resumed")
+    cl.add_argument("--turns", type=int, default=4, help="stored turns per user")
+    cl.add_argument("--lease-seconds", type=float, default=8.0)
+    cl.add_argument("--no-scaling", action="store_true", help="skip the 1-vs-N phases")
+    cl.add_argument("--seed", type=int, default=0)
+    cl.add_argument("--tiny", action="store_true", help="a random tiny llama (seconds to build)")
+    cl.add_argument("--json", action="store_true")
+    cl.set_defaults(func=cluster_main)
+
+    cap = bsub.add_parser("capacity", help="the capacity plan's simulation (docs/capacity.md)")
+    cap.add_argument("--json", action="store_true")
+    cap.add_argument("--seed", type=int, default=0)
+    cap.set_defaults(func=capacity_main)
 
 
 def generate_main(args: argparse.Namespace, cfg: Config) -> int:
@@ -208,3 +231,30 @@ def lifelong_main(args: argparse.Namespace, cfg: Config) -> int:
         raise UserError(str(exc)) from exc
     print_json(result) if args.json else print(format_table(result))
     return 0
+
+
+def cluster_main(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.bench.cluster import ClusterOptions, format_result, run_cluster_bench
+
+    if args.workers < 1 or args.users < 1 or min(args.kills, args.stalls, args.turns) < 0:
+        raise UserError("--workers and --users must be at least 1; --kills, --stalls and "
+                        "--turns at least 0")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UserError('bench cluster needs Ray: pip install -e ".[cluster]"') from None
+    opts = ClusterOptions(workers=args.workers, users=args.users, kills=args.kills,
+                          stalls=args.stalls, turns=args.turns, seed=args.seed,
+                          lease_seconds=args.lease_seconds, scaling=not args.no_scaling)
+    result = run_cluster_bench(cfg, opts, tiny=args.tiny)
+    print_json(result.to_dict()) if args.json else print(format_result(result))
+    return 0 if result.lost_jobs == 0 and result.duplicate_promotions == 0 else 1
+
+
+def capacity_main(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.bench.capacity import format_plan, run_plan
+
+    plan = run_plan(seed=args.seed)
+    print_json(plan) if args.json else print(format_plan(plan))
+    return 0
+

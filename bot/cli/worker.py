@@ -1,6 +1,7 @@
 """``python -m bot worker [--enqueue U ...] [--deep] [--until-empty] [--json]``: run the
 persistent sleep queue without chat (from cron, or to finish jobs a crash left behind), until
-SIGINT/SIGTERM, or until the queue is empty with ``--until-empty``."""
+SIGINT/SIGTERM, or until the queue is empty with ``--until-empty``. With ``cluster.enabled``
+(``SLEEPBOT_CLUSTER=1``; or ``python -m bot cluster run``) the cycles run on Ray workers."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
 
 
 async def _worker(args: argparse.Namespace, cfg: Config) -> int:
+    from bot.cluster.head import orchestrator_for
     from bot.engine import open_engine
-    from bot.orchestrator import Orchestrator, install_shutdown_handlers
+    from bot.orchestrator import install_shutdown_handlers
 
     stop = asyncio.Event()
     install_shutdown_handlers(stop)
@@ -40,7 +42,7 @@ async def _worker(args: argparse.Namespace, cfg: Config) -> int:
         print(f"… {stage}: {json.dumps(info, default=str)}", file=sys.stderr, flush=True)
 
     async with open_engine(cfg) as engine:
-        orch = Orchestrator(engine)
+        orch = await orchestrator_for(engine)
         await orch.start()
         kind = "deep" if args.deep else "light"
         for user in args.enqueue:

@@ -195,6 +195,7 @@ class ClusterOrchestrator(Orchestrator):
         self._late: set[asyncio.Task] = set()
         self.stats = ClusterStats()
         self.hold_seconds = 0.0  # tests/bench: workers keep each result this long
+        self.owns_ray = False  # orchestrator_for started Ray here: stop() shuts it down
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self, *, worker: bool = True, triggers: bool = True) -> None:
@@ -213,6 +214,11 @@ class ClusterOrchestrator(Orchestrator):
         for task in list(self._late):
             task.cancel()
         await super().stop(timeout)
+        if self.owns_ray:
+            import ray
+
+            self.pool.shutdown()
+            ray.shutdown()
 
     # -- what runs ------------------------------------------------------------------------
     def state(self, user_id: str) -> UserState:
@@ -551,3 +557,18 @@ def start_replica(cfg: Config, name: str, board: Any) -> Any:
     import ray
 
     return ray.remote(ChatReplica).options(name=name, num_cpus=0).remote(cfg, name, board)
+
+
+async def orchestrator_for(engine: Engine, **kwargs: Any) -> Orchestrator:
+    """The orchestrator this configuration asks for: the single-host one (the default), or,
+    with ``cluster.enabled``, a :class:`ClusterOrchestrator` on a pool of Ray workers (the
+    cluster at ``cluster.address``, or a local one started here)."""
+    cc = engine.cfg.cluster
+    if not cc.enabled:
+        return Orchestrator(engine, **kwargs)
+    started = connect(cc)
+    pool = WorkerPool(engine.cfg, cc.workers)
+    await pool.start()
+    orch = ClusterOrchestrator(engine, pool, start_board(), **kwargs)
+    orch.owns_ray = started
+    return orch

@@ -91,12 +91,13 @@ class SleepBot(commands.Bot):
         self._stack = AsyncExitStack()
 
     async def setup_hook(self) -> None:
+        from bot.cluster.head import orchestrator_for
         from bot.discord.cogs.chat import ChatCog
         from bot.discord.cogs.memory import MemoryCog
-        from bot.orchestrator import Orchestrator
 
         self.engine = await self._stack.enter_async_context(open_engine(self.cfg, self._runtime))
-        orchestrator = Orchestrator(self.engine)
+        # the single-host orchestrator, or with cluster.enabled one that sleeps on Ray workers
+        orchestrator = await orchestrator_for(self.engine)
         await orchestrator.start()
         self.orchestrator = orchestrator  # close() stops it, before the engine closes
         await self.add_cog(ChatCog(self))
