@@ -24,10 +24,12 @@ figures show correctness; real scaling comes from docs/capacity.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
 import signal
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -129,13 +131,14 @@ async def seed_users(store, users: list[str], turns: int, seed: int) -> None:
             await store.add_exchange(user, text, "Noted!")
 
 
-async def _killer(orch, opts: ClusterOptions, phase: PhaseResult, rng: random.Random) -> None:
+async def _killer(orch, opts: ClusterOptions, phase: PhaseResult, rng: random.Random,
+                  done: asyncio.Event) -> None:
     """SIGKILL a busy worker ``kills`` times, and SIGSTOP one ``stalls`` times until its
-    lease expired (then SIGCONT: it finishes late and its result must be refused)."""
+    lease expired (then SIGCONT: it finishes late and its result must be refused); stops
+    injecting once ``done`` is set (a frozen worker is always resumed)."""
     pool = orch.pool
-    todo = ["kill"] * opts.kills + ["stall"] * opts.stalls
-    rng.shuffle(todo)
-    while todo:
+    todo = ["stall"] * opts.stalls + ["kill"] * opts.kills  # popped from the end: kills first
+    while todo and not done.is_set():
         await asyncio.sleep(rng.uniform(0.5, 2.0))
         busy = [s for s in pool.slots if s.busy and s.pid]
         if not busy:
@@ -151,9 +154,11 @@ async def _killer(orch, opts: ClusterOptions, phase: PhaseResult, rng: random.Ra
             os.kill(pid, signal.SIGSTOP)
             phase.stalls.append({"worker": name, "pid": pid, "at": round(time.monotonic(), 1)})
             log.warning("bench: SIGSTOP %s (pid %d)", name, pid)
-            await asyncio.sleep(opts.lease_seconds * 1.6 + 2)
-            os.kill(pid, signal.SIGCONT)
-            log.warning("bench: SIGCONT %s (pid %d)", name, pid)
+            try:
+                await asyncio.sleep(opts.lease_seconds * 1.6 + 2)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+                log.warning("bench: SIGCONT %s (pid %d)", name, pid)
 
 
 async def _duplicates(store, users: list[str]) -> int:
@@ -190,17 +195,16 @@ async def run_phase(cfg: Config, opts: ClusterOptions, name: str, workers: int, 
             await orch.start(triggers=False)
             orch.pause()  # queue everything first: the clock starts with a full queue
             jobs = [await orch.request_sleep(u, "light") for u in users]
-            killer = None
+            killer, all_done = None, asyncio.Event()
             tic = time.perf_counter()
             orch.resume()
             if faults and (opts.kills or opts.stalls):
                 killer = asyncio.create_task(
-                    _killer(orch, opts, phase, random.Random(opts.seed + 1)))
+                    _killer(orch, opts, phase, random.Random(opts.seed + 1), all_done))
             reports = await asyncio.gather(*(orch.wait_for_job(j, timeout=1800) for j in jobs))
             phase.seconds = round(time.perf_counter() - tic, 2)
-            if killer is not None:
-                if not killer.done():  # faults still to inject when every job had ended
-                    killer.cancel()
+            all_done.set()
+            if killer is not None:  # a frozen worker is resumed before the phase ends
                 await asyncio.gather(killer, return_exceptions=True)
             await orch.late_results(timeout=opts.lease_seconds * 4 + 30)
             await orch.wait_idle()
@@ -277,7 +281,10 @@ def run_cluster_bench(cfg: Config, opts: ClusterOptions, tiny: bool) -> ClusterR
     with tempfile.TemporaryDirectory(prefix="sleepbot-cluster-") as tmp:
         prepare_config(cfg, tiny, Path(tmp))
         bench_sleep_settings(cfg)
-        result = asyncio.run(run_cluster(cfg, opts, Path(tmp)))
+        # Ray prints its workers' deaths (the bench's own kills) on stdout: keep it for the
+        # result
+        with contextlib.redirect_stdout(sys.stderr):
+            result = asyncio.run(run_cluster(cfg, opts, Path(tmp)))
     result.model = label
     return result
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -41,22 +42,26 @@ async def _worker(args: argparse.Namespace, cfg: Config) -> int:
     def show(stage: str, info: dict) -> None:
         print(f"… {stage}: {json.dumps(info, default=str)}", file=sys.stderr, flush=True)
 
-    async with open_engine(cfg) as engine:
-        orch = await orchestrator_for(engine)
-        await orch.start()
-        kind = "deep" if args.deep else "light"
-        for user in args.enqueue:
-            await orch.request_sleep(user, kind, progress=show)
-        print(f"worker ready (pid {os.getpid()})", file=sys.stderr, flush=True)
-        idle = asyncio.create_task(orch.wait_idle(), name="wait-idle")
-        stopped = asyncio.create_task(stop.wait(), name="wait-signal")
-        waits = {stopped} | ({idle} if args.until_empty else set())
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in (idle, stopped):
-            task.cancel()
-        await orch.stop()
-        reports = [r.to_dict() for r in orch.reports()]
-        left = len(await engine.store.queue_snapshot())
+    # Ray prints its workers' deaths on stdout: keep stdout for the reports
+    quiet = (contextlib.redirect_stdout(sys.stderr) if cfg.cluster.enabled
+             else contextlib.nullcontext())
+    with quiet:
+        async with open_engine(cfg) as engine:
+            orch = await orchestrator_for(engine)
+            await orch.start()
+            kind = "deep" if args.deep else "light"
+            for user in args.enqueue:
+                await orch.request_sleep(user, kind, progress=show)
+            print(f"worker ready (pid {os.getpid()})", file=sys.stderr, flush=True)
+            idle = asyncio.create_task(orch.wait_idle(), name="wait-idle")
+            stopped = asyncio.create_task(stop.wait(), name="wait-signal")
+            waits = {stopped} | ({idle} if args.until_empty else set())
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in (idle, stopped):
+                task.cancel()
+            await orch.stop()
+            reports = [r.to_dict() for r in orch.reports()]
+            left = len(await engine.store.queue_snapshot())
     if args.json:
         print_json({"reports": reports, "jobs_left": left})
     else:

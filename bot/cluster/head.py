@@ -194,7 +194,9 @@ class ClusterOrchestrator(Orchestrator):
         self._runs: dict[str, _Running] = {}
         self._late: set[asyncio.Task] = set()
         self.stats = ClusterStats()
-        self.hold_seconds = 0.0  # tests/bench: workers keep each result this long
+        # tests: a job's first attempt keeps its result this long on the worker (a slow
+        # worker, so that it can be killed or frozen at a known point of its job)
+        self.hold_first_seconds = 0.0
         self.owns_ray = False  # orchestrator_for started Ray here: stop() shuts it down
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -384,6 +386,7 @@ class ClusterOrchestrator(Orchestrator):
                 self._write_status()
                 try:
                     job = await self._snapshot(run, report.cycle_id, lease.token)
+                    job.hold_seconds = self.hold_first_seconds if len(attempts) == 1 else 0.0
                 except BaseException:
                     await self.pool.give_back(slot)
                     raise
@@ -433,7 +436,7 @@ class ClusterOrchestrator(Orchestrator):
                         await store.exchanges(user_id), await store.replay_items(user_id),
                         CheckpointFiles.read(current) if current is not None else None,
                         identity, cfg.sleep, cfg.chat.system_prompt, cfg.chat.bot_name,
-                        cfg.model, hold_seconds=self.hold_seconds)
+                        cfg.model)
 
     @staticmethod
     def _merge(report: CycleReport, result: CycleResult) -> CycleReport:
