@@ -73,6 +73,10 @@ class SleepConfig:
     replay_decay: float = 0.85
     deep_every: int = 5  # dreaming every k-th cycle
     tau: float = 0.9  # accept when post >= tau * pre on the validation set
+    # when general ability fell below tau, validate the same update scaled by
+    # gate_retry_scale, then its square, ... (gate_retries times; 0: reject at once)
+    gate_retries: int = 2
+    gate_retry_scale: float = 0.7
     novelty_threshold: float = 0.0
     importance_threshold: float = 0.3
     utility_threshold: float = 0.0
@@ -214,6 +218,7 @@ _ENV = {
     "SLEEPBOT_LORA_RANK": ("sleep.lora.rank", int),
     "SLEEPBOT_LORA_LAYERS": ("sleep.lora.layers", int),
     "SLEEPBOT_TAU": ("sleep.tau", float),
+    "SLEEPBOT_GATE_RETRIES": ("sleep.gate_retries", int),
     "SLEEPBOT_IDLE_MINUTES": ("sleep.idle_minutes", float),
     "SLEEPBOT_NIGHTLY_TIME": ("sleep.nightly_time", str),
     "SLEEPBOT_DISCORD_GUILDS": ("discord.allowed_guilds", id_list),
@@ -399,6 +404,8 @@ _RULES: dict[str, Any] = {
     "sleep.replay_decay": _range(0, 1, low_open=True),
     "sleep.deep_every": _range(0),
     "sleep.tau": _range(0, 1),
+    "sleep.gate_retries": _range(0, 10),
+    "sleep.gate_retry_scale": _range(0, 1, low_open=True, high_open=True),
     "sleep.phrasings_per_fact": _range(1),
     "sleep.anchor_pairs": _range(0),
     "sleep.extraction": _one_of(EXTRACTION_MODES),

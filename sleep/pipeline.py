@@ -42,7 +42,7 @@ from sleep.extraction import (
     qa_for_facts,
 )
 from sleep.extraction.formation import extract_turns, fit_budget, superseded_answers
-from sleep.training import TrainingDiverged, build_example, train_lora
+from sleep.training import TrainingDiverged, build_example, scale_update, train_lora
 from sleep.types import Fact, QAPair, ScoredExchange
 
 log = logging.getLogger(__name__)
@@ -389,26 +389,42 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
 
     faults.checkpoint("after-training")
 
-    # 6. validation (on a copy: the user's live weights are untouched until promotion)
+    # 6. validation (on a copy: the user's live weights are untouched until promotion). When
+    # general ability fell, a smaller step of the same update (WiSE-FT interpolation) often
+    # keeps it and part of what was learned, where a rejection keeps nothing.
     t = time.perf_counter()
-    candidate = modules_from_tensors(result.tensors)
-    general_post = await runtime.run(_score_general, user_id, checkpoint, candidate,
-                                     priority=BACKGROUND)
-    faults.checkpoint("validation")
-    fact_post = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
-                                  candidate, priority=BACKGROUND)
-    verdict = validation.gate(general_pre, general_post, cfg.tau,
-                              fact_pre if not math.isnan(fact_pre) else None, fact_post)
-    report.validation = asdict(verdict) | {"tau": cfg.tau}
+    tensors, scale, tries = result.tensors, 1.0, 0
+    while True:
+        candidate = modules_from_tensors(tensors)
+        general_post = await runtime.run(_score_general, user_id, checkpoint, candidate,
+                                         priority=BACKGROUND)
+        faults.checkpoint("validation")
+        fact_post = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
+                                      candidate, priority=BACKGROUND)
+        verdict = validation.gate(general_pre, general_post, cfg.tau,
+                                  fact_pre if not math.isnan(fact_pre) else None, fact_post)
+        if (verdict.accepted or tries >= cfg.gate_retries
+                or not general_post < cfg.tau * general_pre):
+            break
+        tries += 1
+        scale = cfg.gate_retry_scale ** tries
+        log.info("user %s cycle %s: %s; validating the update scaled by %.2f", user_id,
+                 report.cycle_id, verdict.reason, scale)
+        tensors = await runtime.run(scale_update, user_id, checkpoint, result.tensors, scale,
+                                    priority=BACKGROUND)
+    report.validation = asdict(verdict) | {"tau": cfg.tau, "scale": round(scale, 4)}
     _stage(report, "validation", t, progress, accepted=verdict.accepted, reason=verdict.reason,
            general_pre=round(general_pre, 4), general_post=round(general_post, 4),
-           fact_loss_pre=round(fact_pre, 4), fact_loss_post=round(fact_post, 4))
+           fact_loss_pre=round(fact_pre, 4), fact_loss_post=round(fact_post, 4),
+           scale=round(scale, 4))
     if not verdict.accepted:
         report.status, report.reason = "rejected", verdict.reason
         return None
+    if scale < 1:
+        verdict.reason += f" (the update scaled by {scale:.2f})"
     report.reason = verdict.reason
     return CycleOutcome([e.id for e in exchanges], replayed, new_pairs, plan.retired,
-                        result.tensors, general_post)
+                        tensors, general_post)
 
 
 async def commit_cycle(cc: CycleContext, report: CycleReport, outcome: CycleOutcome,

@@ -398,3 +398,30 @@ def train_lora(
     mx.eval(fused)
     ctx.use_user(user_id, checkpoint)
     return TrainResult(len(batches), losses, tokens, seconds, n_params, fused)
+
+
+def _dense_weight(module: nn.Module) -> mx.array:
+    if isinstance(module, nn.QuantizedLinear):
+        return mx.dequantize(module.weight, module.scales, module.get("biases"),
+                             module.group_size, module.bits)
+    return module.weight
+
+
+def scale_update(ctx: ModelContext, user_id: str, checkpoint: Path | None,
+                 tensors: dict[str, mx.array], alpha: float) -> dict[str, mx.array]:
+    """Model job: the cycle's weights moved only ``alpha`` of the way from the user's current
+    weights to the trained ``tensors`` (``W0 + alpha * (W1 - W0)``, the interpolation of
+    WiSE-FT, Wortsman et al. 2022): a smaller step keeps more general ability and part of what
+    was learned."""
+    current = ctx.user_overrides(user_id, checkpoint)
+    out: dict[str, mx.array] = {}
+    for name, w1 in tensors.items():
+        path, _, leaf = name.rpartition(".")
+        module = current.get(path) or ctx.base_module(path)
+        w0 = _dense_weight(module) if leaf == "weight" else module.get(leaf)
+        if w0 is None:  # a bias the trained module has and the old one lacks: keep it
+            out[name] = w1
+            continue
+        out[name] = (w0.astype(w1.dtype) + alpha * (w1 - w0.astype(w1.dtype))).astype(w1.dtype)
+    mx.eval(out)
+    return out

@@ -418,3 +418,78 @@ async def test_anchor_pairs_ride_along_in_every_cycle(cfg):
         with_anchors = await run_cycle(engine.cycle_context("b"))
     assert with_anchors.status == without.status == "accepted"
     assert with_anchors.examples == without.examples + 5
+
+
+@pytest.mark.asyncio
+async def test_a_failed_general_gate_retries_a_smaller_step_of_the_same_update(cfg, monkeypatch):
+    """General ability 'falls' for the full update (scripted score), so the cycle validates the
+    update scaled by 0.7 and promotes exactly base + 0.7 × (what the same training learned)."""
+    from sleep import pipeline
+
+    real = pipeline._score_general
+    candidates: list[float] = []
+
+    def scripted(ctx, user_id, checkpoint, overrides=None):
+        score = yield from real(ctx, user_id, checkpoint, overrides)  # the real job runs
+        if overrides is None:
+            return 1.0
+        candidates.append(score)
+        return 0.0 if len(candidates) == 1 else 1.0
+
+    cfg.sleep.tau, cfg.sleep.gate_retries, cfg.sleep.gate_retry_scale = 0.9, 2, 0.7
+    async with open_engine(cfg) as engine:
+        await _say(engine, "scaled", FACTS_A)
+        monkeypatch.setattr(pipeline, "_score_general", scripted)
+        scaled = await run_cycle(engine.cycle_context("scaled"))
+        monkeypatch.setattr(pipeline, "_score_general", real)
+        assert scaled.status == "accepted" and len(candidates) == 2
+        assert scaled.validation["scale"] == 0.7 and "scaled by 0.70" in scaled.reason
+        assert scaled.stages["validation"]["scale"] == 0.7
+
+        cfg.sleep.tau = 0.0
+        await _say(engine, "full", FACTS_A)
+        full = await run_cycle(engine.cycle_context("full"))
+        assert full.status == "accepted" and full.validation["scale"] == 1.0
+
+        def compare(ctx):
+            from sleep.training import _dense_weight
+
+            a = ck.load_delta(engine.checkpoint("scaled"))
+            b = ck.load_delta(engine.checkpoint("full"))
+            assert a.keys() == b.keys()
+            for name, w_full in b.items():
+                path, _, leaf = name.rpartition(".")
+                w0 = _dense_weight(ctx.base_module(path)) if leaf == "weight" else None
+                if w0 is None:
+                    continue
+                expect = w0 + 0.7 * (w_full - w0)
+                assert mx.allclose(a[name], expect, atol=1e-5).item(), name
+            return len(b)
+
+        assert await engine.runtime.run(compare) > 0
+
+
+@pytest.mark.asyncio
+async def test_scale_update_moves_from_the_users_current_weights(cfg):
+    """alpha 1 is the trained weights, 0 the user's current ones (a previous checkpoint's,
+    not the base's), and 0.5 the midpoint."""
+    from sleep.training import scale_update
+
+    async with open_engine(cfg) as engine:
+        await _say(engine, "u", FACTS_A)
+        assert (await run_cycle(engine.cycle_context("u"))).status == "accepted"
+        checkpoint = engine.checkpoint("u")
+
+        def check(ctx):
+            current = ck.load_delta(checkpoint)
+            trained = {k: v * 1.5 + 0.01 for k, v in current.items()}
+            one = scale_update(ctx, "u", checkpoint, trained, 1.0)
+            zero = scale_update(ctx, "u", checkpoint, trained, 0.0)
+            half = scale_update(ctx, "u", checkpoint, trained, 0.5)
+            for k in trained:
+                assert mx.allclose(one[k], trained[k], atol=1e-6).item()
+                assert mx.allclose(zero[k], current[k], atol=1e-6).item()
+                assert mx.allclose(half[k], (current[k] + trained[k]) / 2, atol=1e-6).item()
+            return len(trained)
+
+        assert await engine.runtime.run(check) > 0
