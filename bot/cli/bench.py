@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mem.add_argument("--second-user", type=Path, default=None, help="fact set for isolation")
     mem.add_argument("--mc", type=Path, default=None, help="multiple-choice retention file")
     mem.add_argument("--mc-limit", type=int, default=200)
+    mem.add_argument("--mc-offset", type=int, default=0,
+                     help="skip this many MC items first (e.g. 100: the half of "
+                          "retention_dev.jsonl the sleep defaults were never tuned on)")
     mem.add_argument("--cycles", type=int, default=None)
     mem.add_argument("--lr-grid", default=None,
                      help="comma list of LR:EPOCHS (default: the paper's table plus ours)")
@@ -123,6 +126,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cap = bsub.add_parser("capacity", help="the capacity plan's simulation (docs/capacity.md)")
     cap.add_argument("--json", action="store_true")
     cap.add_argument("--seed", type=int, default=0)
+    cap.add_argument("--batched-speedup", type=float, default=None,
+                     help="cycle throughput of one GPU with several worker processes, "
+                     "relative to one (issue 14's bench throughput; default 3.0, assumed)")
     cap.set_defaults(func=capacity_main)
 
 
@@ -174,7 +180,7 @@ def memory_main(args: argparse.Namespace, cfg: Config) -> int:
         parse_grid(args.lr_grid) if args.lr_grid
         else PAPER_LR_GRID + ([ours] if ours not in PAPER_LR_GRID else []))
     opts = BenchOptions(factsets=args.facts or [], second_user=args.second_user, mc=args.mc,
-                        mc_limit=50 if quick else args.mc_limit,
+                        mc_limit=50 if quick else args.mc_limit, mc_offset=args.mc_offset,
                         cycles=args.cycles or (1 if quick else 2), lr_grid=grid,
                         out=args.out or Path("bench-out/memory"), quick=quick)
     results = asyncio.run(run_memory_bench(cfg, opts))
@@ -224,7 +230,8 @@ def lifelong_main(args: argparse.Namespace, cfg: Config) -> int:
     if not args.lifelong.is_file():
         raise UserError(f"no chat file at {args.lifelong}")
     opts = LifelongOptions(args.lifelong, args.speaker, args.mc, args.mc_limit,
-                           args.out or Path("bench-out/lifelong"), args.nights)
+                           args.out or Path("bench-out/lifelong"), args.nights,
+                           args.mc_offset)
     try:
         result = asyncio.run(run_lifelong(cfg, opts))
     except ValueError as exc:
@@ -254,7 +261,7 @@ def cluster_main(args: argparse.Namespace, cfg: Config) -> int:
 def capacity_main(args: argparse.Namespace, cfg: Config) -> int:
     from bot.bench.capacity import format_plan, run_plan
 
-    plan = run_plan(seed=args.seed)
+    plan = run_plan(seed=args.seed, batched_speedup=args.batched_speedup)
     print_json(plan) if args.json else print(format_plan(plan))
     return 0
 

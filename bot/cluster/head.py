@@ -431,11 +431,13 @@ class ClusterOrchestrator(Orchestrator):
         current = (await engine.resolve_checkpoint(user_id)).path
         paths = engine.paths(user_id)
         identity = paths.identity.read_bytes() if paths.identity.is_file() else None
+        # ~100 MB read and hashed for the bundled model: off the event loop (chat goes on)
+        files = (await asyncio.to_thread(CheckpointFiles.read, current)
+                 if current is not None else None)
         cfg = engine.cfg
         return CycleJob(run.job_id, user_id, run.kind, cycle_id, token,
                         await store.exchanges(user_id), await store.replay_items(user_id),
-                        CheckpointFiles.read(current) if current is not None else None,
-                        identity, cfg.sleep, cfg.chat.system_prompt, cfg.chat.bot_name,
+                        files, identity, cfg.sleep, cfg.chat.system_prompt, cfg.chat.bot_name,
                         cfg.model)
 
     @staticmethod
@@ -537,7 +539,7 @@ class ClusterOrchestrator(Orchestrator):
         if self.board is None:
             return
         path = (await self.engine.resolve_checkpoint(user_id)).path
-        files = CheckpointFiles.read(path) if path is not None else None
+        files = await asyncio.to_thread(CheckpointFiles.read, path) if path else None
         await _ray_future(self.board.publish.remote(user_id, files.version if files else 0,
                                                     files))
 
