@@ -202,6 +202,25 @@ def test_a_pronoun_without_a_fitting_referent_is_left_alone():
         "You went to the beach."]
 
 
+def test_a_sentence_that_leans_on_the_one_before_shares_its_answer():
+    """What "it" / "that" points to is in the trained answer, in the same message or the next
+    one; questions stay built from each sentence; an unrelated later message is not merged."""
+    a, b = stmts("I finally finished restoring the old sailboat. It took me three summers.")
+    assert a.restated == b.restated == ("You finally finished restoring the old sailboat. "
+                                        "It took you three summers.")
+    assert "sailboat" not in " ".join(q for q, _ in questions_for(b, 40) if "summers" in q)
+    c, d = stmts("My team won the regional quiz final", "that was our third title")
+    assert c.restated == d.restated and c.source_exchange_ids == d.source_exchange_ids == [1, 2]
+    e, f, g = stmts("I keep bees on the roof", "I'm a nurse", "I love that job")
+    assert [x.restated for x in (e, f)] == ["You keep bees on the roof.", "You're a nurse."]
+
+
+def test_a_fronted_adverbial_is_not_a_sentence_of_its_own():
+    assert [s.restated for s in stmts("Back in March I ran my first half marathon")] == [
+        "Back in March you ran your first half marathon."]
+    assert split_sentences("went home early i was tired") == ["went home early", "i was tired"]
+
+
 def test_subject_dropped_in_chat():
     assert one("love bouldering").restated == "You love bouldering."
     assert stmts("we're moving to Lisbon soon!!! so excited")[-1].restated == "You're excited."

@@ -31,6 +31,7 @@ from bot.bench.memory import (
     answer_all,
     general_scores,
     log_progress,
+    mc_part,
     recall_in_new_process,
     recall_rate,
 )
@@ -40,7 +41,6 @@ from bot.wake import ChatService
 from runtime.config import Config
 from sleep.factsets import FactQuestion, FactSet, score_answer
 from sleep.pipeline import run_cycle
-from sleep.validation import load_mc_file
 
 USER = "lifelong"
 WEEK = 7
@@ -68,6 +68,7 @@ class LifelongOptions:
     mc_limit: int = 100
     out: Path = Path("bench-out/lifelong")
     max_nights: int = 0  # 0: every day of the chat
+    mc_offset: int = 0
 
 
 def load_speakers(chat: Path) -> list[Speaker]:
@@ -129,7 +130,7 @@ async def run_lifelong(cfg: Config, opts: LifelongOptions) -> dict:
     tic = time.perf_counter()
     sp = choose(load_speakers(opts.chat), opts.speaker)
     fs = sp.factset
-    mc = load_mc_file(opts.mc)[: opts.mc_limit] if opts.mc else None
+    mc = mc_part(opts.mc, opts.mc_offset, opts.mc_limit) if opts.mc else None
     result = LifelongResult(opts.chat.name, sp.name, len(fs.questions))
     said: set[str] = set()
     learned_at: dict[int, float] = {}  # question index -> recall right after it was learned

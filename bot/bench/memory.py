@@ -50,12 +50,21 @@ RETRIEVAL_K = 3
 RETRIEVAL_PREAMBLE = "Notes from earlier conversations with this user:\n"
 
 
+def mc_part(path: Path, offset: int, limit: int) -> list[MCItem]:
+    """Items ``offset`` .. ``offset + limit`` of a multiple-choice file (refused when empty)."""
+    items = load_mc_file(path)[offset: offset + limit]
+    if not items:
+        raise ValueError(f"{path} has no items after the first {offset}")
+    return items
+
+
 @dataclass
 class BenchOptions:
     factsets: list[Path] = field(default_factory=list)
     second_user: Path | None = None
     mc: Path | None = None
     mc_limit: int = 200
+    mc_offset: int = 0  # items skipped first: score a part the defaults were not tuned on
     cycles: int = 2
     lr_grid: list[tuple[float, int]] = field(default_factory=list)
     out: Path = Path("bench-out/memory")
@@ -431,7 +440,7 @@ async def run_memory_bench(cfg: Config, opts: BenchOptions) -> dict:
         else [bundled_factset("persona_maya"), bundled_factset("andre_patandre")])
     second = load_factset(opts.second_user) if opts.second_user else bundled_factset(
         "persona_tomasz")
-    mc = load_mc_file(opts.mc)[: opts.mc_limit] if opts.mc else None
+    mc = mc_part(opts.mc, opts.mc_offset, opts.mc_limit) if opts.mc else None
     results: dict = {"model": cfg.model, "options": {k: str(v) if isinstance(v, Path) else v
                                                      for k, v in asdict(opts).items()},
                      "config": cfg.to_dict(), "formation": []}

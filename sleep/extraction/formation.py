@@ -70,7 +70,9 @@ def extract_turns(turns: list[Turn], phrasings: int, *, rules: bool = True,
         # statement holds ("My hamster is Dumpling." ... "sorry, I meant Noodle")
         rule_facts = [f for f in rule_facts if not _only_in(f.value, gone, current)]
         out.statements = len(live)
-        out.facts += [statement_fact(st) for st in live]
+        merged = set()  # statements merged with the one before share one answer: one fact
+        out.facts += [statement_fact(st) for st in live
+                      if not (st.restated in merged or merged.add(st.restated))]
         for st in live:
             asked = questions_for(st, phrasings, seed)
             out.pairs += [QAPair(q, a, list(st.source_exchange_ids), "fact") for q, a in asked]

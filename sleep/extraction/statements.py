@@ -547,6 +547,15 @@ _QUESTION_TAIL = re.compile(
 )
 
 
+def _fronted_adverbial(cl: Clause) -> bool:
+    """A subjectless "clause" that is a fronted adverbial, not a dropped-subject statement:
+    "Back in March" or "Last summer" before "I ran ..." ("Went home early" is a statement)."""
+    if cl.subj or cl.aux or cl.verb is None:
+        return False
+    tags = _lemmas(cl.verb.low)
+    return "ADV" in tags or "ADJ" in tags and not cl.verb.low.endswith("ed")
+
+
 def _split_runon(piece: str) -> list[str]:
     """Split a sentence that runs several statements together without punctuation."""
     words = piece.split()
@@ -593,7 +602,8 @@ def _split_runon(piece: str) -> list[str]:
             if not _starts_clause(rest):
                 continue
         left_words = strip_discourse(" ".join(words[last_cut:j])).split()
-        if not left_words or _parse_clause(_tokenize(" ".join(left_words))) is None:
+        left = _parse_clause(_tokenize(" ".join(left_words))) if left_words else None
+        if left is None or _fronted_adverbial(left):
             continue  # "every sunday i bake ...": the left part is no statement of its own
         cuts.append((j, drop))
     if not cuts:
@@ -864,6 +874,9 @@ def _tag(toks: list[Tok], i: int) -> None:
                     prev.low in _SUBJ_PRON or prev.tag in ("MODAL", "TO", "AUX", "NEG"))
                 else "NOUN")
             t.lemma = low
+        elif initial and "ADV" in cands and nxt is not None and (
+                nxt.low in _PREP or nxt.low in ("when", "then")) and low not in _PREP:
+            t.tag = "ADV"  # a fronted adverbial: "Back in March I ran ...", "Back when ..."
         else:
             pt = prev.tag if prev else ""
             if pt == "PREP" and prev is not None and prev.low not in ("to",):
@@ -2521,7 +2534,9 @@ def statements_from_turns(
     out: list[Statement] = []
     refs: list[_Referent] = []
     names: dict[str, str] = {}
-    for text, ids, when in turns:
+    turn_of: list[int] = []  # the turn each statement came from
+    for turn_no, (text, ids, when) in enumerate(turns):
+        turn_of += [turn_no - 1] * (len(out) - len(turn_of))  # corrections made then
         pending = False
         for sentence in split_sentences(text or ""):
             raw = clean_text(sentence).strip()
@@ -2586,8 +2601,40 @@ def statements_from_turns(
             for k in replaced:
                 out[k].superseded_by = idx
             st.supersedes = replaced
+            turn_of += [turn_no] * (len(out) - len(turn_of))
+            if ref is None and _DANGLING.match(body) and not replaced:
+                _attach_context(out, turn_of, turn_no, st)
             out.append(st)
+            turn_of.append(turn_no)
     return out
+
+
+# a sentence that leans on the one before: "I ran my first marathon. It took me 4 hours."
+_DANGLING = re.compile(r"^(?:it|it's|its|that|that's|thats|this|they|they're|theyre|them|"
+                       r"there|these|those|which)\b", re.I)
+MAX_CONTEXT_CHARS = 240  # a merged answer stays a sentence or two, well inside max_seq_len
+
+
+def _attach_context(out: list[Statement], turn_of: list[int], turn_no: int,
+                    st: Statement) -> None:
+    """Give ``st`` and the statement before it (same or previous message) one merged answer,
+    so what "it" or "that" points to is in what is trained: "How long did my first marathon
+    take me?" is answered by "You ran your first marathon. It took you 4 hours 52 minutes."
+    Questions of both stay as built from their own sentences."""
+    if not out or out[-1].superseded_by is not None or turn_of[-1] < turn_no - 1:
+        return
+    prev = out[-1]
+    merged = f"{prev.restated.rstrip()} {st.restated}"
+    if prev.restated.rstrip()[-1:] not in ".!?":
+        merged = f"{prev.restated.rstrip()}. {st.restated}"
+    if len(merged) > MAX_CONTEXT_CHARS:
+        return
+    ids = sorted(set(prev.source_exchange_ids) | set(st.source_exchange_ids))
+    k = len(out) - 1
+    while k >= 0 and out[k].restated == prev.restated:  # a chain already merged shares it
+        out[k].restated, out[k].source_exchange_ids = merged, ids
+        k -= 1
+    st.restated, st.source_exchange_ids = merged, ids
 
 # ============================================================================================
 # Questions
