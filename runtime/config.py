@@ -142,7 +142,7 @@ class ClusterConfig:
 class Config:
     data_dir: Path = Path("data")
     model: str = BUNDLED_MODEL
-    # the dtype MLX computes in: "auto" (float32 on the CPU, the stored weights elsewhere),
+    # the dtype MLX computes in: "auto" (float32 on the CPU and CUDA, as stored on Metal),
     # "native" (as stored, e.g. 4-bit), "float32" or "bfloat16" (both dequantize at load)
     compute: str = "auto"
     # sleep cycles one GPU runs at once, each in its own worker process (bot/cyclepool.py)

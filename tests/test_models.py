@@ -146,3 +146,18 @@ def test_a_corrupt_model_directory_is_a_model_error(tmp_path, tiny_model_dir):
     (bad / "model.safetensors").write_bytes(os.urandom(4096))
     with pytest.raises(ModelError, match="cannot load model at"):
         load_model(bad, str(bad), "cpu")
+
+
+def test_compute_auto_is_float32_on_the_cpu_and_cuda_and_native_on_metal():
+    from runtime.models import compute_dtype
+
+    assert compute_dtype("cpu") == "float32" and compute_dtype("cuda") == "float32"
+    assert compute_dtype("metal") == "native"
+    assert compute_dtype("cuda", "native") == "native"
+    assert compute_dtype("cpu", "bfloat16") == "bfloat16"
+
+
+def test_bfloat16_compute_dequantizes(quantized_tiny_dir):
+    loaded = load_model(quantized_tiny_dir, "tiny-q4", "cpu", "bfloat16")
+    assert loaded.compute == "bfloat16"
+    assert {v.dtype for _, v in tree_flatten(loaded.model.parameters())} == {mx.bfloat16}
