@@ -11,11 +11,17 @@
 ``head``, ``join`` and ``stop`` run Ray's own ``ray start`` / ``ray stop`` from this venv
 (so every host runs the same Ray and Python); ``run`` is ``python -m bot worker`` with
 ``cluster.enabled`` on (the Discord bot takes ``SLEEPBOT_CLUSTER=1`` the same way).
+
+Every node and the head's driver run with Ray's token authentication
+(``RAY_AUTH_MODE=token`` unless set): ``head`` creates the token (``~/.ray/auth_token``)
+if there is none; worker hosts need the same token, in that file or in ``RAY_AUTH_TOKEN``.
+The token is never printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -44,11 +50,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     head = csub.add_parser("head", help="start a Ray head node on this host")
     head.add_argument("--port", type=int, default=6379)
     head.add_argument("--num-cpus", type=int, default=None)
+    head.add_argument("--object-store-mb", type=int, default=None,
+                      help="shared memory for Ray's object store (default: Ray's, 30%% of RAM)")
+    head.add_argument("--block", action="store_true",
+                      help="stay in the foreground; SIGTERM/SIGINT stops this node")
     head.set_defaults(func=head_main)
 
     join = csub.add_parser("join", help="add this host to the cluster at HOST:PORT")
     join.add_argument("address")
     join.add_argument("--num-cpus", type=int, default=None)
+    join.add_argument("--object-store-mb", type=int, default=None)
+    join.add_argument("--block", action="store_true",
+                      help="stay in the foreground; SIGTERM/SIGINT stops this node")
     join.set_defaults(func=join_main)
 
     stop = csub.add_parser("stop", help="stop this host's Ray node")
@@ -67,6 +80,8 @@ def run_main(args: argparse.Namespace, cfg: Config) -> int:
         cfg.cluster.address = args.address
     if args.lease_seconds is not None:
         cfg.cluster.lease_seconds = args.lease_seconds
+    if cfg.cluster.address:  # before Ray is imported: it reads the mode then
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     _need_ray()
     return worker_main(args, cfg)
 
@@ -90,22 +105,46 @@ def _ray_command() -> list[str]:
 
 def head_main(args: argparse.Namespace, cfg: Config) -> int:
     cmd = _ray_command() + ["start", "--head", f"--port={args.port}",
-                            "--include-dashboard=false"]
-    if args.num_cpus is not None:
-        cmd.append(f"--num-cpus={args.num_cpus}")
-    code = subprocess.call(cmd)
-    if code == 0:
-        print(f"head started: on each worker host run `python -m bot cluster join "
-              f"<this host>:{args.port}`, then here `python -m bot cluster run --address auto`")
-    return code
+                            "--include-dashboard=false", *_node_options(args)]
+    env = _auth_env()
+    if not env.get("RAY_AUTH_TOKEN") and not env.get("RAY_AUTH_TOKEN_PATH") and not (
+            Path.home() / ".ray" / "auth_token").is_file():
+        # Ray prints the token it generates: keep it off the terminal and the logs
+        subprocess.run(_ray_command() + ["get-auth-token", "--generate"], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    print(f"starting the head: on each worker host (with the same ~/.ray/auth_token or "
+          f"RAY_AUTH_TOKEN) run `python -m bot cluster join <this host>:{args.port}`, then "
+          f"here `python -m bot cluster run --address <this host>:{args.port}`", flush=True)
+    return _start(cmd, args.block, env)
 
 
 def join_main(args: argparse.Namespace, cfg: Config) -> int:
-    cmd = _ray_command() + ["start", f"--address={args.address}"]
-    if args.num_cpus is not None:
-        cmd.append(f"--num-cpus={args.num_cpus}")
-    return subprocess.call(cmd)
+    cmd = _ray_command() + ["start", f"--address={args.address}", *_node_options(args)]
+    return _start(cmd, args.block, _auth_env())
 
 
 def stop_main(args: argparse.Namespace, cfg: Config) -> int:
-    return subprocess.call(_ray_command() + ["stop"])
+    return subprocess.call(_ray_command() + ["stop"], env=_auth_env())
+
+
+def _node_options(args: argparse.Namespace) -> list[str]:
+    out = []
+    if args.num_cpus is not None:
+        out.append(f"--num-cpus={args.num_cpus}")
+    if args.object_store_mb is not None:
+        out.append(f"--object-store-memory={args.object_store_mb << 20}")
+    return out
+
+
+def _auth_env() -> dict[str, str]:
+    """This environment with Ray's token authentication on (unless chosen otherwise)."""
+    return dict(os.environ) | {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
+
+
+def _start(cmd: list[str], block: bool, env: dict[str, str]) -> int:
+    """Run ``ray start``; with ``block`` this process becomes it (same pid), so a signal to
+    it stops the node and everything the node started."""
+    if block:
+        sys.stdout.flush()
+        os.execve(cmd[0], cmd + ["--block"], env)
+    return subprocess.call(cmd, env=env)

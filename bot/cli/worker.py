@@ -62,8 +62,10 @@ async def _worker(args: argparse.Namespace, cfg: Config) -> int:
             await orch.stop()
             reports = [r.to_dict() for r in orch.reports()]
             left = len(await engine.store.queue_snapshot())
+            workers = getattr(getattr(orch, "pool", None), "history", None)
     if args.json:
-        print_json({"reports": reports, "jobs_left": left})
+        print_json({"reports": reports, "jobs_left": left}
+                   | ({"workers": workers} if workers is not None else {}))
     else:
         for r in reports:
             print(f"job for {r['user_id']}: {r['status']} ({r['reason']}) → {r['checkpoint']}")

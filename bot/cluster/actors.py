@@ -80,6 +80,15 @@ class _ModelOwner:
     async def ping(self) -> int:
         return os.getpid()
 
+    def where(self) -> dict:
+        """This process and the Ray node (host) it runs on."""
+        import socket
+
+        import ray
+
+        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
+                "host": socket.gethostname()}
+
 
 class SleepWorker(_ModelOwner):
     """Runs stages 1-6 of users' cycles; never writes the store, never promotes."""

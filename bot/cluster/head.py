@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -56,6 +57,10 @@ class WorkerLost(RuntimeError):
 def connect(cc: ClusterConfig, num_cpus: int | None = None) -> bool:
     """Join the Ray cluster at ``cc.address``, or start a local one (one laptop: no broker,
     no server to install). Returns whether this call started Ray here (then shut it down)."""
+    if cc.address:
+        # nodes started by `python -m bot cluster head|join` require Ray's token (read when
+        # Ray is first imported)
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     import ray
 
     if ray.is_initialized():
@@ -109,9 +114,12 @@ class WorkerPool:
     async def start(self) -> None:
         self.slots = [self._spawn(i, 0) for i in range(self.size)]
         pids = await asyncio.gather(*(_ray_future(s.actor.start.remote()) for s in self.slots))
-        for slot, pid in zip(self.slots, pids, strict=True):
+        places = await asyncio.gather(*(_ray_future(s.actor.where.remote())
+                                        for s in self.slots))
+        for slot, pid, place in zip(self.slots, pids, places, strict=True):
             slot.pid = pid
-            self.history[slot.name] = {"pid": pid, "jobs": 0, "seconds": 0.0}
+            self.history[slot.name] = {"pid": pid, "node": place["node"], "jobs": 0,
+                                       "seconds": 0.0}
         log.info("cluster: %d sleep worker(s) ready (pids %s)", self.size, pids)
 
     def free(self) -> int:
@@ -151,7 +159,9 @@ class WorkerPool:
             raise
         slot.name, slot.actor, slot.pid, slot.generation = (new.name, new.actor, new.pid,
                                                            new.generation)
-        self.history[slot.name] = {"pid": new.pid, "jobs": 0, "seconds": 0.0}
+        place = await _ray_future(new.actor.where.remote())
+        self.history[slot.name] = {"pid": new.pid, "node": place["node"], "jobs": 0,
+                                   "seconds": 0.0}
         self.replaced += 1
         log.warning("cluster: %s replaced the lost worker (pid %d)", slot.name, new.pid)
         await self.give_back(slot)
