@@ -59,6 +59,9 @@ async def collect_status(cfg: Config, user: str | None) -> dict:
     """Users' states and the queue, from SQLite and the live process's status file."""
     live = read_status_file(cfg.data_dir)
     running = (live or {}).get("running") or None
+    # the distributed mode runs several cycles at once: "cycles" lists them all
+    cycles = [c for c in (live or {}).get("cycles") or [] if isinstance(c, dict)
+              and isinstance(c.get("user_id"), str)] or ([running] if running else [])
     async with await Store.open(store_path(cfg.data_dir)) as store:
         queue = await store.queue_snapshot()
         users = [user] if user else await store.list_users()
@@ -67,9 +70,10 @@ async def collect_status(cfg: Config, user: str | None) -> dict:
         for u in users:
             info = await user_status_dict(store, cfg.data_dir, u)
             position = next((n for n, q in enumerate(queued, 1) if q.user_id == u), None)
-            if running and running["user_id"] == u:
-                info.update(state="sleeping", stage=running["stage"], job_id=running["job_id"],
-                            queue_position=0)
+            cycle = next((c for c in cycles if c["user_id"] == u), None)
+            if cycle is not None:
+                info.update(state="sleeping", stage=cycle.get("stage"),
+                            job_id=cycle.get("job_id"), queue_position=0)
             elif position is not None:
                 info.update(state="queued", stage=None, job_id=queued[position - 1].id,
                             queue_position=position)

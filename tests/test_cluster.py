@@ -43,7 +43,7 @@ FACTS = {
 def ray_cluster():
     import ray
 
-    ray.init(num_cpus=8, include_dashboard=False, object_store_memory=120 << 20,
+    ray.init(address="local", num_cpus=8, include_dashboard=False, object_store_memory=120 << 20,
              log_to_driver=False, namespace="sleepbot-tests")
     try:
         yield ray
@@ -120,6 +120,7 @@ async def test_snapshot_store_holds_one_user_and_refuses_writes(tmp_path: Path) 
 async def test_two_users_on_two_workers_promote_once_each(ray_cluster, cluster_config) -> None:
     from bot.cluster.head import start_board
     from bot.engine import open_engine
+    from bot.status import collect_status
 
     async with open_engine(cluster_config) as engine:
         for user, texts in FACTS.items():
@@ -127,9 +128,16 @@ async def test_two_users_on_two_workers_promote_once_each(ray_cluster, cluster_c
         pool, cls = await _head(cluster_config, 2)
         board = start_board()
         orch = cls(engine, pool, board, poll_seconds=0.2)
+        orch.hold_first_seconds = 4  # both cycles are running at once for a while
         try:
             await orch.start(triggers=False)
             jobs = [await orch.request_sleep(u) for u in FACTS]
+            deadline = time.monotonic() + 60
+            while len(orch._runs) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            shown = await collect_status(cluster_config, None)  # as `bot status` reads it
+            assert {u["user_id"]: u["state"] for u in shown["users"]} == {
+                "alice": "sleeping", "bob": "sleeping"}
             reports = await asyncio.gather(*(orch.wait_for_job(j, timeout=240) for j in jobs))
             assert [r.status for r in reports] == ["accepted", "accepted"], reports
             workers = {r.stages["cluster"]["attempts"][0]["worker"] for r in reports}

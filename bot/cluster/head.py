@@ -68,10 +68,11 @@ def connect(cc: ClusterConfig, num_cpus: int | None = None) -> bool:
     if cc.address:
         ray.init(address=cc.address, namespace=NAMESPACE, log_to_driver=False)
     else:
-        # logical CPUs, not cores: room for a replacement while a stalled worker is kept
-        ray.init(num_cpus=num_cpus or max(2, 2 * cc.workers), include_dashboard=False,
-                 object_store_memory=cc.object_store_mb << 20, log_to_driver=False,
-                 namespace=NAMESPACE)
+        # logical CPUs, not cores: room for a replacement while a stalled worker is kept;
+        # address="local": a new cluster of our own even when another runs on this machine
+        ray.init(address="local", num_cpus=num_cpus or max(2, 2 * cc.workers),
+                 include_dashboard=False, object_store_memory=cc.object_store_mb << 20,
+                 log_to_driver=False, namespace=NAMESPACE)
     return True
 
 
@@ -300,9 +301,11 @@ class ClusterOrchestrator(Orchestrator):
 
     def snapshot(self) -> dict[str, Any]:
         out = super().snapshot()
-        out["running"] = [{"job_id": r.job_id, "user_id": r.user_id, "kind": r.kind,
-                           "stage": r.stage, "seconds": round(time.monotonic() - r.started, 1)}
-                          for r in self._runs.values()]
+        cycles = [{"job_id": r.job_id, "user_id": r.user_id, "kind": r.kind,
+                   "stage": r.stage, "seconds": round(time.monotonic() - r.started, 1)}
+                  for r in self._runs.values()]
+        out["running"] = cycles[0] if cycles else None  # what `bot status` has always read
+        out["cycles"] = cycles  # every cycle running on the workers
         out["workers"] = self.pool.pids() if self.pool.slots else {}
         return out
 
