@@ -195,13 +195,15 @@ class ChatReplica(_ModelOwner):
 
     async def answer(self, user_id: str, question: str) -> dict:
         """One recall answer (system prompt only) and which version gave it."""
+        from bot.wake import bound_input, clean_text
         from runtime.generation import complete_batch
 
         await self.start()
         checkpoint, reloaded = await self._sync(user_id)
         system = {"role": "system", "content": self.cfg.chat.system_prompt}
+        text = bound_input(clean_text(question), self.cfg.chat.max_message_chars)[0]
         answers = await self.runtime.run(complete_batch, user_id, checkpoint,
-                                         [[system, {"role": "user", "content": question}]],
+                                         [[system, {"role": "user", "content": text}]],
                                          self.cfg.chat.max_tokens)
         return {"answer": answers[0], "version": self.loaded.get(user_id, 0),
                 "reloaded": reloaded, "replica": self.name, "pid": os.getpid()}
