@@ -56,7 +56,9 @@ def cluster_config(tiny_config):
     cfg = quick_sleep(tiny_config)
     cfg.sleep.train.epochs = 1
     cfg.cluster.enabled = True
-    cfg.cluster.lease_seconds = 4.0
+    # long enough that a loaded machine never gives up on a healthy worker (the stall test
+    # shortens it)
+    cfg.cluster.lease_seconds = 30.0
     return cfg
 
 
@@ -190,6 +192,7 @@ async def test_stalled_worker_cannot_promote_after_its_lease_expired(ray_cluster
                                                                       cluster_config) -> None:
     from bot.engine import open_engine
 
+    cluster_config.cluster.lease_seconds = 5.0
     async with open_engine(cluster_config) as engine:
         await _tell(engine.store, "alice", FACTS["alice"])
         pool, cls = await _head(cluster_config, 2)
@@ -205,17 +208,20 @@ async def test_stalled_worker_cannot_promote_after_its_lease_expired(ray_cluster
             try:
                 report = await orch.wait_for_job(job, timeout=240)
                 assert report.status == "accepted", report
-                first, second = report.stages["cluster"]["attempts"]
+                attempts = report.stages["cluster"]["attempts"]
+                first, last = attempts[0], attempts[-1]
                 assert first["pid"] == frozen and "lease 1 expired" in first["lost"]
-                assert second["lease"] == 2
+                assert last["lease"] == len(attempts) >= 2 and "lost" not in last
                 await _assert_promoted_once(engine, "alice")
             finally:
                 os.kill(frozen, signal.SIGCONT)  # it wakes up and returns its old result
             await orch.late_results(timeout=120)
-            assert orch.stats.late_results == 1
-            assert orch.stats.fenced == 1 and orch.stats.late_promoted == 0
+            # the frozen worker's result came back (and any other given up on under load)
+            assert orch.stats.late_results >= 1
+            assert orch.stats.fenced == orch.stats.late_results
+            assert orch.stats.late_promoted == 0
             await _assert_promoted_once(engine, "alice")  # still exactly one promotion
-            assert (await engine.store.lease("alice")).token == 2
+            assert (await engine.store.lease("alice")).token == len(attempts)
         finally:
             await orch.stop()
             pool.shutdown()
@@ -335,6 +341,7 @@ def test_bench_cluster_tiny_json(cli, tmp_path) -> None:
     (phase,) = r["phases"]
     assert phase["cycles_done"] == 4 and len(phase["kills"]) == 1
     stalls = len(phase["stalls"])  # 0 when every job had ended before a worker could freeze
-    assert phase["workers_lost"] == 1 + stalls and phase["replaced_workers"] == 1 + stalls
-    assert phase["late_results"] == phase["fenced_results"] == stalls
+    # more when a loaded machine made a healthy worker miss its lease: still no loss
+    assert phase["workers_lost"] >= 1 + stalls and phase["replaced_workers"] >= 1 + stalls
+    assert phase["late_results"] == phase["fenced_results"] >= stalls
     assert phase["late_promoted"] == 0
