@@ -42,6 +42,7 @@ from bot.engine import Engine
 from bot.orchestrator import Orchestrator, Progress, UserState, _Queued, _Running
 from memory.store import LeaseLost, SleepKind
 from runtime.config import ClusterConfig, Config
+from runtime.thread import BACKGROUND
 from sleep.pipeline import CycleReport, commit_cycle
 
 log = logging.getLogger(__name__)
@@ -155,8 +156,10 @@ class WorkerPool:
         new = self._spawn(slot.index, slot.generation + 1)
         try:
             new.pid = await _ray_future(new.actor.start.remote())
-        except Exception:
+        except Exception:  # keep the place: the next job on it fails fast and tries again
             log.exception("cluster: replacement for %s failed to start", slot.name)
+            slot.actor, slot.generation = new.actor, new.generation
+            await self.give_back(slot)
             raise
         slot.name, slot.actor, slot.pid, slot.generation = (new.name, new.actor, new.pid,
                                                            new.generation)
@@ -535,7 +538,8 @@ class ClusterOrchestrator(Orchestrator):
         await store.check_lease(user_id, result.lease_token)  # an empty cycle too
         tensors = None
         if result.delta is not None:
-            tensors = await self.engine.runtime.run(tensors_from_bytes, result.delta)
+            tensors = await self.engine.runtime.run(tensors_from_bytes, result.delta,
+                                                    priority=BACKGROUND)
         if progress is not None:
             progress("validation", report.stages.get("validation", {}))
         cc = self.engine.cycle_context(user_id)
