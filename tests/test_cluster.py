@@ -345,3 +345,39 @@ def test_bench_cluster_tiny_json(cli, tmp_path) -> None:
     assert phase["workers_lost"] >= 1 + stalls and phase["replaced_workers"] >= 1 + stalls
     assert phase["late_results"] == phase["fenced_results"] >= stalls
     assert phase["late_promoted"] == 0
+
+
+def test_single_host_default_never_imports_ray(tmp_path, tiny_model_dir) -> None:
+    """Off by default: the CLI parser, a real engine, the orchestrator factory and a cycle
+    through the single-host queue load no Ray."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = (
+        "import asyncio, sys\n"
+        "from bot.cli import build_parser\n"
+        "build_parser()\n"
+        "from runtime.config import load_config\n"
+        "from bot.cluster.head import orchestrator_for\n"
+        "from bot.engine import open_engine\n"
+        "from bot.orchestrator import Orchestrator\n"
+        "cfg = load_config(data_dir=sys.argv[1], model=sys.argv[2], env={})\n"
+        "async def main():\n"
+        "    async with open_engine(cfg) as engine:\n"
+        "        await engine.store.add_exchange('alice', 'I live in Porto.', 'ok')\n"
+        "        orch = await orchestrator_for(engine)\n"
+        "        assert type(orch) is Orchestrator, type(orch)\n"
+        "        await orch.start(worker=False, triggers=False)\n"
+        "        report = await orch.run_now('alice')\n"
+        "        await orch.stop()\n"
+        "        return report.status\n"
+        "status = asyncio.run(main())\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+        "print(status)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "data"),
+                          str(tiny_model_dir)], capture_output=True, text=True, cwd=REPO,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() in ("accepted", "rejected", "empty"), out.stdout

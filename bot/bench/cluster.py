@@ -280,7 +280,8 @@ def run_cluster_bench(cfg: Config, opts: ClusterOptions, tiny: bool) -> ClusterR
     label = "tiny (random 4-layer llama, bundled tokenizer)" if tiny else cfg.model
     with tempfile.TemporaryDirectory(prefix="sleepbot-cluster-") as tmp:
         prepare_config(cfg, tiny, Path(tmp))
-        bench_sleep_settings(cfg)
+        if tiny:  # a real model keeps its own sleep settings
+            bench_sleep_settings(cfg)
         # Ray prints its workers' deaths (the bench's own kills) on stdout: keep it for the
         # result
         with contextlib.redirect_stdout(sys.stderr):
