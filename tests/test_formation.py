@@ -50,6 +50,20 @@ def test_any_disclosing_sentence_reaches_the_training_data(text, values):
                answers_of(got) if got.statements)
 
 
+def test_sentences_merged_into_one_answer_are_one_fact_asked_from_both():
+    """"It took me three summers" leans on the sentence before: one fact, one answer (holding
+    two facts, it is asked with both sentences' questions)."""
+    got = extract_turns(turns("I finally finished restoring the old sailboat. It took me three "
+                              "summers.", "My sister lives in Bergen."), phrasings=4)
+    merged = ("You finally finished restoring the old sailboat. It took you three summers.")
+    assert [f.statement for f in got.facts] == [merged, "Your sister lives in Bergen."]
+    asked = [p.question for p in got.pairs if p.answer == merged]
+    assert len(asked) >= 6 and any("finish" in q for q in asked) and any(
+        "summers" in q for q in asked)
+    assert all(p.source_exchange_ids == [1] for p in got.pairs if p.answer == merged)
+    assert len(set(asked)) == len(asked)
+
+
 def test_small_talk_and_questions_to_the_bot_are_not_facts():
     got = extract_turns(turns("hey how are you?", "lol thanks, that's so funny",
                               "Can you recommend a good film?", "good night!"), phrasings=6)
