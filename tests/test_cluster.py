@@ -62,9 +62,13 @@ def cluster_config(tiny_config):
     return cfg
 
 
-async def _tell(store, user: str, texts: list[str]) -> None:
+async def _tell(engine, user: str, texts: list[str]) -> None:
+    """Exchanges saved as chat saves them (SQLite, then the user's log)."""
+    from bot.wake import ChatService
+
+    chat = ChatService(engine)
     for text in texts:
-        await store.add_exchange(user, text, "Noted!")
+        await chat.save(user, text, "Noted!", source="ingest")
 
 
 async def _head(cfg, workers: int):
@@ -126,7 +130,7 @@ async def test_two_users_on_two_workers_promote_once_each(ray_cluster, cluster_c
 
     async with open_engine(cluster_config) as engine:
         for user, texts in FACTS.items():
-            await _tell(engine.store, user, texts)
+            await _tell(engine, user, texts)
         pool, cls = await _head(cluster_config, 2)
         board = start_board()
         orch = cls(engine, pool, board, poll_seconds=0.2)
@@ -163,7 +167,7 @@ async def test_killed_worker_job_runs_elsewhere(ray_cluster, cluster_config) -> 
     from bot.engine import open_engine
 
     async with open_engine(cluster_config) as engine:
-        await _tell(engine.store, "alice", FACTS["alice"])
+        await _tell(engine, "alice", FACTS["alice"])
         pool, cls = await _head(cluster_config, 2)
         orch = cls(engine, pool, poll_seconds=0.2)
         orch.hold_first_seconds = 60  # the first worker is mid-job when it is killed
@@ -194,7 +198,7 @@ async def test_stalled_worker_cannot_promote_after_its_lease_expired(ray_cluster
 
     cluster_config.cluster.lease_seconds = 5.0
     async with open_engine(cluster_config) as engine:
-        await _tell(engine.store, "alice", FACTS["alice"])
+        await _tell(engine, "alice", FACTS["alice"])
         pool, cls = await _head(cluster_config, 2)
         orch = cls(engine, pool, poll_seconds=0.2)
         orch.hold_first_seconds = 3  # its result is ready 3 s into the freeze
@@ -237,7 +241,7 @@ async def test_expired_lease_refuses_a_finished_result(ray_cluster, cluster_conf
     from sleep.pipeline import CycleReport
 
     async with open_engine(cluster_config) as engine:
-        await _tell(engine.store, "alice", FACTS["alice"])
+        await _tell(engine, "alice", FACTS["alice"])
         pool, cls = await _head(cluster_config, 1)
         orch = cls(engine, pool, poll_seconds=0.2)
         try:
@@ -268,7 +272,7 @@ async def test_chat_replica_reloads_after_a_promotion(ray_cluster, cluster_confi
 
     question = "Where do I live?"
     async with open_engine(cluster_config) as engine:
-        await _tell(engine.store, "alice", FACTS["alice"][:2])
+        await _tell(engine, "alice", FACTS["alice"][:2])
         pool, cls = await _head(cluster_config, 1)
         board = start_board()
         replica = start_replica(cluster_config, "chat-replica-0", board)
@@ -288,7 +292,7 @@ async def test_chat_replica_reloads_after_a_promotion(ray_cluster, cluster_confi
             assert first["answer"] == (await recall_answer(engine, "alice", question))[0]
             again = await ask()
             assert again["version"] == 1 and not again["reloaded"]  # checked, not reloaded
-            await _tell(engine.store, "alice", FACTS["alice"][2:] + ["My dog is named Rolo."])
+            await _tell(engine, "alice", FACTS["alice"][2:] + ["My dog is named Rolo."])
             report = await orch.run_now("alice", timeout=240)
             assert report.status == "accepted" and report.version == 2
             second = await ask()  # the very next answer after the promotion

@@ -124,11 +124,14 @@ def user_turns(rng: random.Random, turns: int) -> list[str]:
     return out
 
 
-async def seed_users(store, users: list[str], turns: int, seed: int) -> None:
-    rng = random.Random(seed)
+async def seed_users(engine, users: list[str], turns: int, seed: int) -> None:
+    """Each user's turns, saved as chat saves them (SQLite, then the user's log)."""
+    from bot.wake import ChatService
+
+    chat, rng = ChatService(engine), random.Random(seed)
     for user in users:
         for text in user_turns(rng, turns):
-            await store.add_exchange(user, text, "Noted!")
+            await chat.save(user, text, "Noted!", source="ingest")
 
 
 async def _killer(orch, opts: ClusterOptions, phase: PhaseResult, rng: random.Random,
@@ -187,7 +190,7 @@ async def run_phase(cfg: Config, opts: ClusterOptions, name: str, workers: int, 
     users = [f"user{i:03d}" for i in range(opts.users)]
     phase = PhaseResult(name, workers, opts.users)
     async with open_engine(cfg) as engine:
-        await seed_users(engine.store, users, opts.turns, opts.seed)
+        await seed_users(engine, users, opts.turns, opts.seed)
         pool = WorkerPool(cfg, workers)
         await pool.start()
         orch = ClusterOrchestrator(engine, pool, poll_seconds=0.5)
