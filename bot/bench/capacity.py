@@ -1,7 +1,7 @@
 """The capacity plan's simulation (docs/capacity.md): hosts for nightly sleep at 1k / 10k /
 100k users, queue delays, the head's commit load, chat capacity, storage.
 
-    python -m bot bench capacity [--json] [--seed 0] [--batched-speedup 3.0]
+    python -m bot bench capacity [--json] [--seed 0] [--batched-speedup 5.36]
 
 Deterministic (a seeded random draw of each user's day) and quick (seconds). Driven by costs
 measured in this repository, each named where it is defined (``MEASURED``); what was not
@@ -32,7 +32,15 @@ MEASURED = {
     "cpu_cycle_12_turns": 93.0,
     "cpu_cycle_204_turns": 624.0,
     "cpu_cycle_10_turns_light": 35.0,  # an earlier 10-turn persona cycle (fewer facts/turn)
-    "h200_cycle_10_turns": 10.0,  # one H200, warm, a 10-turn cycle (issue 14's measurement)
+    # one H200, float32, compiled step (README, "Many users per GPU"): `bench throughput
+    # --procs 1` ran 1,090 light 10-turn cycles per hour (3.3 s each, overheads included);
+    # the issue's first figure, ~10 s warm, predates the float32 and compiled-step changes
+    "h200_cycle_10_turns": 3600 / 1090,
+    # several worker processes on one H200 (bot/cyclepool.py, workers_per_gpu): 3,003 / 5,847
+    # / 7,700 cycles per hour with 4 / 8 / 12 processes, i.e. 2.8x / 5.4x / 7.1x one process
+    "h200_batched_speedup_8_procs": 5847 / 1090,
+    "h200_batched_speedup_12_procs": 7700 / 1090,
+    "h200_decode_tok_s": 298.0,  # bench generate on the H200, bundled model, float32
     # one bundled-model checkpoint: the changed modules of 8 layers, dense float32
     "checkpoint_bytes": 113_252_391,
     # head side, per promotion, this box: write + fsync (0.28) + sha256 verify (0.11) +
@@ -53,11 +61,11 @@ ASSUMED = {
     "window_hours": 6.0,  # 03:30 to 09:30
     "cpu_workers_per_host": 1,  # one cycle per 2-core box (a cycle uses both cores)
     "gpu_workers_per_host": 1,  # one H200; see batched_speedup for several per GPU
-    # several worker processes on one GPU (issue 14's CyclePool, workers_per_gpu): cycle
-    # throughput of one GPU relative to one process. Not measured yet: a placeholder.
-    "batched_speedup": 3.0,
-    "h200_decode_tok_s": 150.0,  # single stream, 135M model; not measured here
-    "h200_prefill_tok_s": 5000.0,
+    # the batched path's throughput per GPU relative to one process: measured 5.4x with 8
+    # processes (MEASURED); 12 gave 7.1x with 14-18 s worker start-ups. Assumed: 8 processes
+    # hold it for cycles of every size (it was measured on light 10-turn cycles)
+    "batched_speedup": round(5847 / 1090, 2),
+    "h200_prefill_tok_s": 5000.0,  # not measured (bench generate gave only a ratio there)
     "reply_tokens": 64,
     "context_tokens": 500,
     "chat_utilisation": 0.4,  # bench load: chat fills ~40% of a model thread beside sleep
@@ -155,7 +163,7 @@ def chat_capacity() -> dict:
     out = {}
     for kind, decode, prefill in (("cpu-2core", MEASURED["cpu_decode_tok_s"],
                                    MEASURED["cpu_prefill_tok_s"]),
-                                  ("h200", ASSUMED["h200_decode_tok_s"],
+                                  ("h200", MEASURED["h200_decode_tok_s"],
                                    ASSUMED["h200_prefill_tok_s"])):
         reply = ASSUMED["context_tokens"] / prefill + ASSUMED["reply_tokens"] / decode
         out[kind] = {"seconds_per_reply": round(reply, 2),
@@ -214,7 +222,7 @@ def format_plan(plan: dict) -> str:
     a = plan["assumed"]
     lines = [f"nightly window {a['window_hours']} h; {a['active_share']:.0%} of users active, "
              f"median {a['turns_median']:g} turns; batched GPU speedup "
-             f"{a['batched_speedup']}x (assumed)",
+             f"{a['batched_speedup']}x (bench throughput: 8 processes, light cycles)",
              "users    cycles  kind          compute h  hosts  delay p50/p95/p99 min   "
              "chat hosts  head commit h  storage TB"]
     for row in plan["populations"]:

@@ -128,7 +128,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cap.add_argument("--seed", type=int, default=0)
     cap.add_argument("--batched-speedup", type=float, default=None,
                      help="cycle throughput of one GPU with several worker processes, "
-                     "relative to one (issue 14's bench throughput; default 3.0, assumed)")
+                     "relative to one (default 5.36: bench throughput, 8 processes, H200)")
     cap.set_defaults(func=capacity_main)
 
 
