@@ -215,6 +215,32 @@ def test_a_sentence_that_leans_on_the_one_before_shares_its_answer():
     assert [x.restated for x in (e, f)] == ["You keep bees on the roof.", "You're a nurse."]
 
 
+def test_it_points_to_a_thing_only_right_after_it_was_named():
+    """A thing named three messages ago is not what "its called ..." names now; the sentence
+    before is ("its" for "it's", as chat writes it)."""
+    got = stmts("finally got a new kayak today!!", "i volunteer at a bike repair café on sundays",
+                "its called the spoke shed, run by retired engineers")
+    assert got[-1].restated == ("You volunteer at a bike repair café on sundays. It's called "
+                                "the spoke shed, run by retired engineers.")
+    assert all("kayak's called" not in s.restated for s in got)
+    pet = stmts("I have a dog.", "I'm a plumber", "his name is Rex")  # a pet stays in view
+    assert [s.restated for s in pet][1:] == ["You're a plumber.", "Your dog's name is Rex."]
+
+
+def test_so_many_of_them_leans_on_the_sentence_before():
+    a, b = stmts("i paint tiny dragons when i cant sleep 🐉 have like 45 of them now")
+    assert a.restated == b.restated and "dragons" in b.restated and "45" in b.restated
+
+
+def test_an_apology_is_not_a_correction():
+    got = stmts("I teach chemistry at a sixth-form college", "sorry for the long message. "
+                "anyway")
+    assert [s.restated for s in got] == ["You teach chemistry at a sixth-form college."]
+    assert got[0].superseded_by is None
+    fixed = stmts("My hamster is Dumpling.", "sorry, Noodle")
+    assert fixed[0].superseded_by == 1 and fixed[1].restated == "Your hamster is Noodle."
+
+
 def test_a_fronted_adverbial_is_not_a_sentence_of_its_own():
     assert [s.restated for s in stmts("Back in March I ran my first half marathon")] == [
         "Back in March you ran your first half marathon."]

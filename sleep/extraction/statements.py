@@ -409,8 +409,11 @@ _CORRECTION = re.compile(
 _INTERJECTION_ONLY = re.compile(
     r"^(?:(?:no|nope|oops|sorry|wait|hold on|my bad|err?|um+|uh+|actually|correction)"
     r"[\s,.!:;\-–—]*)+$", re.I)
+# "sorry, Tuesday" corrects; "sorry for the spam" apologises: after oops / sorry / wait /
+# my bad, a correction comes after a punctuation mark
 _CORRECTION_SHORT = re.compile(
-    r"^(?:no|nope|oops|sorry|wait|no wait|my bad)\b[\s,.!:;\-–—]+(?=\S)", re.I)
+    r"^(?:(?:no|nope|no wait)\b[\s,.!:;\-–—]+|"
+    r"(?:oops|sorry|wait|my bad)\b\s*[,.!:;\-–—][\s,.!:;\-–—]*)(?=\S)", re.I)
 _CORRECTION_VALUE = re.compile(
     r"^(?:(?:it|that|she|he|they)(?:'s| is| was|'re| are| were)|its|it's called|"
     r"(?:the )?(?:name|answer) is)\s+", re.I)
@@ -2184,6 +2187,7 @@ class _Referent:
     kind: str  # person, pet, thing
     gender: str | None
     name: str = ""
+    at: int = 0  # the statement that introduced it
 
 
 def _subj_text(toks: list[Tok]) -> str:
@@ -2567,7 +2571,11 @@ def statements_from_turns(
                     prev.superseded_by = idx
                     out.append(st)
                     continue
-            resolved, ref = _resolve_pronouns(body, refs)
+            body = _its_is(body)
+            # people and pets are talked about across messages; a thing only right after it
+            # was named ("finally got a new bike" ... "its called tapioca moon" is the café)
+            resolved, ref = _resolve_pronouns(
+                body, [r for r in refs if r.kind != "thing" or r.at >= len(out) - 1])
             ok, reason = judge_disclosure(resolved)
             if not ok:
                 continue
@@ -2587,6 +2595,8 @@ def statements_from_turns(
             if cl is not None:
                 names.update(_names_in(cl))
                 new_refs = _referents(cl, st.subject)
+                for r in new_refs:
+                    r.at = len(out)
                 refs = (refs + new_refs)[-6:] if new_refs else refs
             idx = len(out)
             replaced = supersede([out[k] for k in live], [st]).get(0, [])
@@ -2602,16 +2612,31 @@ def statements_from_turns(
                 out[k].superseded_by = idx
             st.supersedes = replaced
             turn_of += [turn_no] * (len(out) - len(turn_of))
-            if ref is None and _DANGLING.match(body) and not replaced:
+            if ref is None and (_DANGLING.match(body) or _OF_THEM.search(body)) \
+                    and not replaced:
                 _attach_context(out, turn_of, turn_no, st)
             out.append(st)
             turn_of.append(turn_no)
     return out
 
 
+def _its_is(s: str) -> str:
+    """Chat's "its called tapioca moon" is "it's": a leading "its" before a word that cannot
+    be a noun (so not "its tail is long")."""
+    m = re.match(r"^(its)\s+([^\W\d_]+)", s, re.I)
+    if not m:
+        return s
+    nxt = m.group(2).lower()
+    if nxt in _DET or nxt in ("called", "named", "been", "not", "so", "really", "just") or (
+            "NOUN" not in _lemmas(nxt) and "PROPN" not in _lemmas(nxt)):
+        return ("It's" if m.group(1)[0] == "I" else "it's") + s[3:]
+    return s
+
+
 # a sentence that leans on the one before: "I ran my first marathon. It took me 4 hours."
 _DANGLING = re.compile(r"^(?:it|it's|its|that|that's|thats|this|they|they're|theyre|them|"
                        r"there|these|those|which)\b", re.I)
+_OF_THEM = re.compile(r"\b(?:of|from) (?:them|those|these|it)\b", re.I)  # "30 of them"
 MAX_CONTEXT_CHARS = 240  # a merged answer stays a sentence or two, well inside max_seq_len
 
 
