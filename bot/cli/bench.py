@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bot.cli.common import UserError, print_json
 from runtime.config import Config, load_config
+from sleep.factsets import FactSetError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -213,13 +214,18 @@ def coverage_main(args: argparse.Namespace, cfg: Config) -> int:
         run_coverage_bench,
     )
 
-    paths = list(args.facts or default_paths())
+    # a folder stands for the fact sets in it (the held-out users, the REALTALK sets)
+    paths = [p for f in args.facts or default_paths()
+             for p in (factset_paths(f) if Path(f).is_dir() else [f])]
     if args.realtalk is not None:
         if not factset_paths(args.realtalk):
             raise UserError(f"no fact sets in {args.realtalk}: run "
                             "python scripts/realtalk_factsets.py first")
         paths += factset_paths(args.realtalk)
-    result = asyncio.run(run_coverage_bench(cfg, paths))
+    try:
+        result = asyncio.run(run_coverage_bench(cfg, paths))
+    except FactSetError as exc:
+        raise UserError(str(exc)) from exc
     print_json(result) if args.json else print(format_table(result))
     return 0
 
