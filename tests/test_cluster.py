@@ -15,7 +15,8 @@ of SleepWorker actors, each with its own model thread. What is checked:
   reloads, and answers exactly as the head does from the same weights;
 * a worker only ever sees the user of its job, and cannot write.
 
-The CLI (``cluster run``) and ``bench cluster`` tests start their own processes (slow).
+``bench cluster`` runs through the CLI in its own process (slow); ``cluster run`` through
+the CLI is in tests/test_cluster_nodes.py.
 """
 
 from __future__ import annotations
@@ -303,33 +304,6 @@ async def test_chat_replica_reloads_after_a_promotion(ray_cluster, cluster_confi
             pool.shutdown()
             ray_cluster.kill(replica)
             ray_cluster.kill(board)
-
-
-@pytest.mark.slow
-def test_cli_cluster_run_until_empty(cli, tmp_path, tiny_model_dir) -> None:
-    """``python -m bot cluster run`` starts a local cluster, runs the queue, exits."""
-    data = tmp_path / "data"
-    convo = tmp_path / "convo.jsonl"
-    convo.write_text("".join(json.dumps({"role": r, "content": c}) + "\n" for t in
-                             FACTS["alice"] for r, c in (("user", t), ("assistant", "Noted!"))))
-    env = {"SLEEPBOT_TAU": "0", "SLEEPBOT_PHRASINGS_PER_FACT": "2",
-           "SLEEPBOT_LEARNING_RATE": "1e-3", "SLEEPBOT_LORA_LAYERS": "2", "SLEEPBOT_EPOCHS": "1"}
-    for user in ("alice", "bob"):
-        out = cli("ingest", "--user", user, str(convo), data_dir=data, model=tiny_model_dir,
-                  env=env)
-        assert out.returncode == 0, out.stderr
-    out = cli("cluster", "run", "--workers", "2", "--enqueue", "alice", "--enqueue", "bob",
-              "--until-empty", "--json", data_dir=data, model=tiny_model_dir, env=env,
-              timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout)
-    assert result["jobs_left"] == 0
-    assert sorted(r["status"] for r in result["reports"]) == ["accepted", "accepted"]
-    assert all(r["stages"]["cluster"]["attempts"] for r in result["reports"])
-    assert cli("status", "--json", data_dir=data, model=tiny_model_dir).returncode == 0
-    for user in ("alice", "bob"):
-        current = (data / "users" / user / "checkpoints" / "CURRENT").read_text()
-        assert current == "v0001"
 
 
 @pytest.mark.slow
