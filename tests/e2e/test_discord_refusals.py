@@ -364,7 +364,6 @@ async def test_a_forget_that_outlives_its_interaction_goes_on(tmp_path, tiny_mod
 
     monkeypatch.setattr(replay, "select_replay", held)
     cfg = e2e_config(tmp_path, tiny_model_dir)
-    cfg.discord.interaction_seconds = 2.0
     env = await start_bot(cfg, tiny_runtime, FakeDiscord(token_lifetime=5.0))
     try:
         fake = env.fake
@@ -373,6 +372,9 @@ async def test_a_forget_that_outlives_its_interaction_goes_on(tmp_path, tiny_mod
         await dm_and_wait(env, alice, "I live in Lisbon.")
         sleep = await fake.slash(alice, "sleep")
         await wait_response(env, sleep, lambda c: "accepted" in c)
+        # the short window only from here: the first cycle must not outlive its own
+        # interaction on a loaded machine (read at each command)
+        cfg.discord.interaction_seconds = 2.0
         hold.set()
         ask = await fake.slash(alice, "forget", {"phrase": "Mia"})
         await wait_response(env, ask, lambda c: "cannot be undone" in c)
