@@ -193,20 +193,21 @@ def test_pronouns_are_carried_to_the_next_message():
     assert q.restated == "Your dog is called Juniper."
     assert [s.restated for s in stmts("heyyy 🐶 sooo i just got a puppy!! her name is Marzipan "
                                       "shes a golden retriever lol")] == [
-        "You just got a puppy.", "Your puppy's name is Marzipan.",
+        "You just got a puppy on June 14, 2023.", "Your puppy's name is Marzipan.",
         "Your puppy is a golden retriever."]
 
 
 def test_a_pronoun_without_a_fitting_referent_is_left_alone():
     assert [s.restated for s in stmts("I went to the beach", "It was fun")] == [
-        "You went to the beach."]
+        "You went to the beach on June 14, 2023."]
 
 
 def test_a_sentence_that_leans_on_the_one_before_shares_its_answer():
     """What "it" / "that" points to is in the trained answer, in the same message or the next
     one; questions stay built from each sentence; an unrelated later message is not merged."""
     a, b = stmts("I finally finished restoring the old sailboat. It took me three summers.")
-    assert a.restated == b.restated == ("You finally finished restoring the old sailboat. "
+    assert a.restated == b.restated == ("You finally finished restoring the old sailboat on "
+                                        "June 14, 2023. "
                                         "It took you three summers.")
     assert "sailboat" not in " ".join(q for q, _ in questions_for(b, 40) if "summers" in q)
     c, d = stmts("My team won the regional quiz final", "that was our third title")
@@ -239,6 +240,24 @@ def test_an_apology_is_not_a_correction():
     assert got[0].superseded_by is None
     fixed = stmts("My hamster is Dumpling.", "sorry, Noodle")
     assert fixed[0].superseded_by == 1 and fixed[1].restated == "Your hamster is Noodle."
+
+
+def test_a_past_event_told_without_a_time_is_dated_by_when_it_was_told():
+    """"When did I start ...?" needs the day in the answer; states, habits, sentences that
+    carry their own time, and messages without a time are left alone."""
+    dated = one("I started learning the bassoon")
+    assert dated.restated == "You started learning the bassoon on June 14, 2023."
+    assert "When did I start learning the bassoon?" in [q for q, _ in questions_for(dated, 40)]
+    assert one("I've sold the caravan").restated == "You've sold the caravan, as of June 14, 2023."
+    assert one("my cousin got engaged").restated == "Your cousin got engaged on June 14, 2023."
+    for text, kept in [("I live near the old mill", "You live near the old mill."),
+                       ("I usually swim before work", "You usually swim before work."),
+                       ("I moved to Tallinn in 2019", "You moved to Tallinn in 2019."),
+                       ("I was a lifeguard", "You were a lifeguard."),
+                       ("I loved that book", "You loved that book.")]:
+        assert one(text).restated == kept
+    assert one("I started learning the bassoon", when=None).restated == (
+        "You started learning the bassoon.")
 
 
 def test_a_fronted_adverbial_is_not_a_sentence_of_its_own():

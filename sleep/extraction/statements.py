@@ -2588,7 +2588,7 @@ def statements_from_turns(
                     "ADJ" in _lemmas(first_word.low) or first_word.low in _EMOTIONS) and \
                     not (_verb_forms(first_word.low) & {"VBP", "VBZ", "VB"})
                 fp = ("I'm " if adj else "I ") + fp[0].lower() + fp[1:]
-            fp = resolve_times(fp, when)
+            fp = _dated_event(resolve_times(fp, when), when)
             st, cl = _make_statement(sentence, fp, ids, when, names, reason)
             if ref is not None and ref.kind == "person" and ref.name and st.subject == USER:
                 st.subject = ref.name
@@ -2618,6 +2618,34 @@ def statements_from_turns(
             out.append(st)
             turn_of.append(turn_no)
     return out
+
+
+# states and habits hold beyond the day they are told; events happen on a day
+_STATIVE = _words(
+    "be have own live love like hate prefer know think believe feel seem want need wish hope "
+    "mean belong remember understand work study use keep enjoy miss")
+_DATED = re.compile(rf"\b(?:{'|'.join(m.capitalize() for m in _MONTH_LOW if len(m) > 3)})\b"
+                    r"|\b(?:19|20)\d\d\b|\b(?:ago|since|yesterday|today|tonight|tomorrow|"
+                    r"when|while|before|after|during|every|usually|always|never|once)\b", re.I)
+
+
+def _dated_event(fp: str, when: datetime | date | None) -> str:
+    """A past event told without a time ("I started playing Fortnite", "I've finished the
+    first draft") happened about when it was told: the day goes into the statement, so "When
+    did I start ...?" has an answer. States, habits and sentences with a time are left as
+    they are."""
+    if when is None or _DATED.search(fp):
+        return fp
+    cl = _parse_clause(_tokenize(fp))
+    if cl is None or cl.copula or cl.verb is None or cl.verb.lemma in _STATIVE:
+        return fp
+    perfect = [t.low for t in cl.aux] in (["'ve"], ["have"], ["has"], ["'s"]) and (
+        "VBN" in _verb_forms(cl.verb.low))
+    if not (cl.past and not cl.aux or perfect) or cl.subj and not (
+            cl.subj[0].low in ("i", "we") or cl.subj[0].tag in ("POSS", "PROPN")):
+        return fp
+    day = _fmt(when.date() if isinstance(when, datetime) else when)
+    return f"{fp.rstrip('.!,;: ')}" + (f", as of {day}" if perfect else f" on {day}")
 
 
 def _its_is(s: str) -> str:
