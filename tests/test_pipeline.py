@@ -493,3 +493,16 @@ async def test_scale_update_moves_from_the_users_current_weights(cfg):
             return len(trained)
 
         assert await engine.runtime.run(check) > 0
+
+
+def test_the_memory_probe_is_one_question_per_answer_spread_over_a_long_cycle():
+    from sleep.pipeline import _probe_pairs
+    from sleep.types import QAPair
+
+    pairs = [QAPair(f"q{i}{k}", f"answer {i}", [i], "fact") for i in range(300) for k in "ab"]
+    few = _probe_pairs(pairs[:20])
+    assert [p.question for p in few] == [f"q{i}a" for i in range(10)]
+    many = _probe_pairs(pairs, limit=128)
+    answers = [p.answer for p in many]
+    assert len(many) == 128 == len(set(answers))
+    assert answers[0] == "answer 0" and answers[-1] in {f"answer {i}" for i in range(295, 300)}
