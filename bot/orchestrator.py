@@ -320,16 +320,22 @@ class Orchestrator:
 
     def queue_position(self, user_id: str) -> int | None:
         """0 while the user's cycle runs, 1.. in the queue (FIFO), None when awake."""
-        if self._running is not None and self._running.user_id == user_id:
+        if self._is_running(user_id):
             return 0
         for n, user in enumerate(self._queued, 1):
             if user == user_id:
                 return n
         return None
 
+    def _is_running(self, user_id: str) -> bool:
+        """Whether a cycle of ``user_id`` runs now (the cluster head runs several at once)."""
+        return self._running is not None and self._running.user_id == user_id
+
+    def _any_running(self) -> bool:
+        return self._running is not None
+
     def _pending(self, user_id: str) -> bool:
-        return user_id in self._queued or (
-            self._running is not None and self._running.user_id == user_id)
+        return user_id in self._queued or self._is_running(user_id)
 
     async def _sync_queue(self) -> list[SleepJob]:
         """Refresh the in-memory mirror from SQLite (the truth); return the queued jobs."""
@@ -518,8 +524,7 @@ class Orchestrator:
         Other users' cycles go on meanwhile. Not re-entrant for the same user."""
         async with self._changed:
             await self._changed.wait_for(
-                lambda: user_id not in self._exclusive and not (
-                    self._running is not None and self._running.user_id == user_id))
+                lambda: user_id not in self._exclusive and not self._is_running(user_id))
             self._exclusive.add(user_id)
         try:
             return await fn()
@@ -600,7 +605,8 @@ class Orchestrator:
     async def wait_idle(self) -> None:
         """Return once no cycle runs and nothing is queued."""
         async with self._changed:
-            await self._changed.wait_for(lambda: self._running is None and not self._queued)
+            await self._changed.wait_for(
+                lambda: not self._any_running() and not self._queued)
 
     def snapshot(self) -> dict[str, Any]:
         """The running job and the queue, from memory (cheap; for logs and status)."""

@@ -243,13 +243,11 @@ class ClusterOrchestrator(Orchestrator):
             return UserState(user_id, "sleeping", run.stage, run.job_id)
         return super().state(user_id)
 
-    def queue_position(self, user_id: str) -> int | None:
-        if user_id in self._runs:
-            return 0
-        return super().queue_position(user_id)
+    def _is_running(self, user_id: str) -> bool:
+        return user_id in self._runs
 
-    def _pending(self, user_id: str) -> bool:
-        return user_id in self._queued or user_id in self._runs
+    def _any_running(self) -> bool:
+        return bool(self._runs)
 
     async def request_sleep(self, user_id: str, kind: SleepKind = "light",
                             progress: Progress | None = None) -> int:
@@ -284,23 +282,6 @@ class ClusterOrchestrator(Orchestrator):
             waiters = self._waiters.get(job_id)
             if waiters is not None and fut in waiters and not fut.done():
                 waiters.remove(fut)
-
-    async def wait_idle(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._runs and not self._queued)
-
-    async def run_exclusive(self, user_id, fn):
-        async with self._changed:
-            await self._changed.wait_for(
-                lambda: user_id not in self._exclusive and user_id not in self._runs)
-            self._exclusive.add(user_id)
-        try:
-            return await fn()
-        finally:
-            self._exclusive.discard(user_id)
-            async with self._changed:
-                self._changed.notify_all()
-            self._wake.set()
 
     def snapshot(self) -> dict[str, Any]:
         out = super().snapshot()
