@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.cli.common import UserError
+from bot.cli.common import UserError, add_queue_arguments
 from runtime.config import Config
 
 
@@ -40,11 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--address", default=None,
                      help='a started cluster ("auto" or HOST:PORT); default: a local one')
     run.add_argument("--lease-seconds", type=float, default=None)
-    run.add_argument("--enqueue", action="append", default=[], metavar="USER",
-                     help="queue a cycle for USER first (repeatable)")
-    run.add_argument("--deep", action="store_true", help="queued cycles are deep ones")
-    run.add_argument("--until-empty", action="store_true", help="exit once the queue is empty")
-    run.add_argument("--json", action="store_true", help="print the cycle reports as JSON")
+    add_queue_arguments(run)
     run.set_defaults(func=run_main)
 
     head = csub.add_parser("head", help="start a Ray head node on this host")

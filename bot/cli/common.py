@@ -34,3 +34,12 @@ def confirm(question: str, yes_flag: str = "--yes") -> bool:
         raise UserError(f"no answer to {question!r} (stdin is closed or empty): nothing was "
                         f"changed; pass {yes_flag} to go ahead without asking")
     return answer.strip().lower() in ("y", "yes")
+
+
+def add_queue_arguments(p) -> None:
+    """The queue options ``worker`` and ``cluster run`` share."""
+    p.add_argument("--enqueue", action="append", default=[], metavar="USER",
+                   help="queue a cycle for USER first (repeatable)")
+    p.add_argument("--deep", action="store_true", help="queued cycles are deep ones")
+    p.add_argument("--until-empty", action="store_true", help="exit once the queue is empty")
+    p.add_argument("--json", action="store_true", help="print the cycle reports as JSON")

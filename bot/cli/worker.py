@@ -12,17 +12,13 @@ import json
 import os
 import sys
 
-from bot.cli.common import print_json, run_async
+from bot.cli.common import add_queue_arguments, print_json, run_async
 from runtime.config import Config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="run queued sleep cycles (no chat)")
-    p.add_argument("--enqueue", action="append", default=[], metavar="USER",
-                   help="queue a cycle for USER first (repeatable)")
-    p.add_argument("--deep", action="store_true", help="queued cycles are deep ones")
-    p.add_argument("--until-empty", action="store_true", help="exit once the queue is empty")
-    p.add_argument("--json", action="store_true", help="print the cycle reports as JSON")
+    add_queue_arguments(p)
     p.set_defaults(func=main)
 
 
