@@ -9,7 +9,8 @@ checks it). ``workers_per_gpu`` (``SLEEPBOT_WORKERS_PER_GPU``) is how many worke
 gets; with one, cycles run in the calling process, exactly as before (the CPU gains nothing
 from more: its cores are already busy).
 
-The pool knows nothing of Ray; a distributed pool can start one of these per GPU.
+The pool knows nothing of Ray; the queue packs cycles the same way in the cluster mode
+(bot/cluster/head.py: each Ray worker actor holds 1/``workers_per_gpu`` of a GPU).
 """
 
 from __future__ import annotations

@@ -132,7 +132,9 @@ class ClusterConfig:
 
     enabled: bool = False
     address: str = ""  # "": start a local Ray cluster here; "auto" or host:port: join one
-    workers: int = 2  # sleep-worker actors (each loads the model once)
+    # sleep-worker actors (each loads the model once); 0: auto, workers_per_gpu per GPU of
+    # the Ray cluster, or 2 on a cluster without GPUs
+    workers: int = 0
     lease_seconds: float = 120.0  # a worker that stops answering is given up on after this
     max_attempts: int = 3  # workers one cycle may be tried on before it counts as failed
     object_store_mb: int = 200  # the local cluster's shared-memory object store
@@ -145,7 +147,8 @@ class Config:
     # the dtype MLX computes in: "auto" (float32 on the CPU and CUDA, as stored on Metal),
     # "native" (as stored, e.g. 4-bit), "float32" or "bfloat16" (both dequantize at load)
     compute: str = "auto"
-    # sleep cycles one GPU runs at once, each in its own worker process (bot/cyclepool.py)
+    # sleep cycles one GPU runs at once, each in its own worker process (bot/cyclepool.py;
+    # the queue: the cluster mode, one Ray actor per 1/workers_per_gpu of a GPU)
     workers_per_gpu: int = 1
     log_level: str = "INFO"
     chat: ChatConfig = field(default_factory=ChatConfig)
@@ -426,7 +429,7 @@ _RULES: dict[str, Any] = {
     "discord.refused_seconds": _range(0),
     "discord.confirm_seconds": _range(0, low_open=True),
     "discord.interaction_seconds": _range(0, low_open=True),
-    "cluster.workers": _range(1, 1024),
+    "cluster.workers": _range(0, 1024),  # 0: auto
     "cluster.lease_seconds": _range(0, low_open=True),
     "cluster.max_attempts": _range(1),
     "cluster.object_store_mb": _range(80),

@@ -123,6 +123,44 @@ async def test_snapshot_store_holds_one_user_and_refuses_writes(tmp_path: Path) 
         await store.mark_consolidated([1], 1)
 
 
+def test_workers_auto_is_per_gpu_and_two_without_gpus(ray_cluster, cluster_config,
+                                                      monkeypatch, tmp_path: Path) -> None:
+    """cluster.workers 0 (the default) is workers_per_gpu per GPU; on a cluster without
+    GPUs (this one) it stays 2 workers with no GPU share, and the local cluster connect()
+    starts here is sized as before (4 logical CPUs, Ray left to count GPUs itself)."""
+    from bot.cluster import head
+    from bot.cluster.head import WorkerPool, connect, gpu_share, pool_size
+    from runtime.config import ClusterConfig, first_problem, load_config
+
+    assert pool_size(0, 8, 0) == 2 and pool_size(0, 8, 2) == 16 and pool_size(3, 8, 2) == 3
+    assert gpu_share(16, 8, 2) == 0.125 and gpu_share(2, 8, 0) == 0.0
+    assert gpu_share(4, 1, 1) == 0.25  # set above the GPUs' slots: more per GPU, none wait
+    assert 7 * gpu_share(7, 7, 1) <= 1  # Ray's 0.0001 unit: all seven fit
+    cfg = load_config(data_dir=cluster_config.data_dir, env={"SLEEPBOT_CLUSTER_WORKERS": "0"})
+    assert cfg.cluster.workers == 0 == ClusterConfig().workers and first_problem(cfg) is None
+    cfg.cluster.workers = -1
+    assert first_problem(cfg)[0] == "cluster.workers"
+    toml = tmp_path / "config.toml"
+    toml.write_text("[cluster]\nworkers = 0\n")
+    assert load_config(toml, data_dir=tmp_path, env={}).cluster.workers == 0
+
+    cluster_config.workers_per_gpu = 8
+    pool = WorkerPool(cluster_config, cluster_config.cluster.workers)
+    pool.plan()
+    assert (pool.size, pool.gpu_share) == (2, 0.0)
+
+    calls: list[dict] = []
+    monkeypatch.setattr(ray_cluster, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray_cluster, "init", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(head, "local_gpus", lambda: 0)
+    assert connect(ClusterConfig(), workers_per_gpu=8)
+    monkeypatch.setattr(head, "local_gpus", lambda: 2)
+    connect(ClusterConfig(), workers_per_gpu=8)
+    connect(ClusterConfig(workers=3), workers_per_gpu=8)
+    assert [c["num_cpus"] for c in calls] == [4, 32, 6]
+    assert not any("num_gpus" in c for c in calls)
+
+
 @pytest.mark.asyncio
 async def test_two_users_on_two_workers_promote_once_each(ray_cluster, cluster_config) -> None:
     from bot.cluster.head import start_board

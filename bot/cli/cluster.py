@@ -2,6 +2,7 @@
 
     python -m bot cluster run [--workers N] [--address ADDR] [--enqueue U] [--until-empty]
                                          the head: run the sleep queue on N Ray worker actors
+                                         (default: workers_per_gpu per GPU, 2 without GPUs)
                                          (ADDR: "auto" or HOST:PORT of a started cluster;
                                          none: a local cluster in this process, one laptop)
     python -m bot cluster head [--port 6379] [--num-cpus N]   start a Ray head node here
@@ -36,7 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     csub = p.add_subparsers(dest="cluster_command", required=True)
 
     run = csub.add_parser("run", help="the head: run the sleep queue on Ray worker actors")
-    run.add_argument("--workers", type=int, default=None, help="sleep-worker actors")
+    run.add_argument("--workers", type=int, default=None,
+                     help="sleep-worker actors (default: workers_per_gpu per GPU of the "
+                          "cluster, 2 without GPUs)")
     run.add_argument("--address", default=None,
                      help='a started cluster ("auto" or HOST:PORT); default: a local one')
     run.add_argument("--lease-seconds", type=float, default=None)

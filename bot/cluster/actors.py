@@ -81,13 +81,16 @@ class _ModelOwner:
         return os.getpid()
 
     def where(self) -> dict:
-        """This process and the Ray node (host) it runs on."""
+        """This process, the Ray node (host) it runs on, and what Ray gave it (``{"CPU": 1,
+        "GPU": 0.125}``) with the GPUs it sees (CUDA_VISIBLE_DEVICES)."""
         import socket
 
         import ray
 
-        return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
-                "host": socket.gethostname()}
+        ctx = ray.get_runtime_context()
+        return {"pid": os.getpid(), "node": ctx.get_node_id(), "host": socket.gethostname(),
+                "resources": ctx.get_assigned_resources(),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
 class SleepWorker(_ModelOwner):

@@ -17,7 +17,8 @@ up to one cycle per worker at once, each on a worker actor. For each job it
    result that comes back after it was given up on is refused (counted as ``fenced``),
 5. publishes the new version on the :class:`bot.cluster.actors.PromotionBoard`.
 
-Only this process opens SQLite and writes the users' checkpoint folders.
+Only this process opens SQLite and writes the users' checkpoint folders. On a cluster with
+GPUs each worker holds 1/``workers_per_gpu`` of a GPU, so every GPU runs that many cycles.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -49,15 +51,56 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "sleepbot"
 BOARD_NAME = "sleepbot-promotions"
+CPU_WORKERS = 2  # cluster.workers = 0 (auto) on a cluster without GPUs
 
 
 class WorkerLost(RuntimeError):
     """The worker running a job died or stopped answering until its lease expired."""
 
 
-def connect(cc: ClusterConfig, num_cpus: int | None = None) -> bool:
+def pool_size(workers: int, workers_per_gpu: int, gpus: float) -> int:
+    """How many sleep workers: ``workers`` when set; auto (0) is ``workers_per_gpu`` per GPU
+    on a cluster with GPUs, 2 without (as before the auto setting)."""
+    if workers > 0:
+        return workers
+    if gpus > 0:
+        return max(1, int(gpus)) * workers_per_gpu
+    return CPU_WORKERS
+
+
+def gpu_share(size: int, workers_per_gpu: int, gpus: float) -> float:
+    """The part of a GPU each of ``size`` workers asks Ray for: 1/``workers_per_gpu``
+    (Ray then puts that many on each GPU and sets their CUDA_VISIBLE_DEVICES), smaller when
+    ``size`` was set above what the GPUs hold at that rate; 0 on a cluster without GPUs.
+    Rounded down to Ray's 0.0001 unit, so that exactly that many fit on one GPU."""
+    if gpus <= 0:
+        return 0.0
+    per_gpu = max(workers_per_gpu, math.ceil(size / max(1, int(gpus))))
+    return math.floor(10_000 / per_gpu) / 10_000
+
+
+def local_gpus() -> int:
+    """The GPUs a local Ray cluster started here will find (Ray's own detection: NVML,
+    limited by CUDA_VISIBLE_DEVICES); 0 when there are none or it cannot tell."""
+    try:
+        from ray._private import accelerators
+
+        manager = accelerators.get_accelerator_manager_for_resource("GPU")
+        count = manager.get_current_node_num_accelerators()
+        visible = manager.get_current_process_visible_accelerator_ids()
+        return min(count, len(visible)) if visible is not None else count
+    except Exception:  # a private API of Ray's: the CPU sizing below is the fallback
+        log.debug("cannot count this machine's GPUs", exc_info=True)
+        return 0
+
+
+def connect(cc: ClusterConfig, num_cpus: int | None = None, *, num_gpus: int | None = None,
+            workers_per_gpu: int = 1) -> bool:
     """Join the Ray cluster at ``cc.address``, or start a local one (one laptop: no broker,
-    no server to install). Returns whether this call started Ray here (then shut it down)."""
+    no server to install). Returns whether this call started Ray here (then shut it down).
+
+    The local cluster has the GPUs Ray finds here unless ``num_gpus`` says how many (Ray
+    also accepts logical GPUs on a machine without any: the tests)."""
     if cc.address:
         # nodes started by `python -m bot cluster head|join` require Ray's token (read when
         # Ray is first imported)
@@ -69,9 +112,16 @@ def connect(cc: ClusterConfig, num_cpus: int | None = None) -> bool:
     if cc.address:
         ray.init(address=cc.address, namespace=NAMESPACE, log_to_driver=False)
     else:
-        # logical CPUs, not cores: room for a replacement while a stalled worker is kept;
+        if num_cpus is None:
+            # logical CPUs, not cores: room for a replacement while a stalled worker is kept
+            gpus = num_gpus
+            if gpus is None:  # the GPU count sizes only the auto pool
+                gpus = 0 if cc.workers else local_gpus()
+            num_cpus = max(2, 2 * pool_size(cc.workers, workers_per_gpu, gpus))
+        # num_gpus None: Ray counts the GPUs itself (never 0 on a GPU host)
+        gpu_option = {} if num_gpus is None else {"num_gpus": num_gpus}
         # address="local": a new cluster of our own even when another runs on this machine
-        ray.init(address="local", num_cpus=num_cpus or max(2, 2 * cc.workers),
+        ray.init(address="local", num_cpus=num_cpus, **gpu_option,
                  include_dashboard=False, object_store_memory=cc.object_store_mb << 20,
                  log_to_driver=False, namespace=NAMESPACE)
     return True
@@ -96,10 +146,14 @@ class WorkerSlot:
 
 
 class WorkerPool:
-    """``size`` sleep-worker actors; a dead or stalled one is replaced by a fresh one."""
+    """``size`` sleep-worker actors; a dead or stalled one is replaced by a fresh one.
 
-    def __init__(self, cfg: Config, size: int):
-        self.cfg, self.size = cfg, size
+    ``size`` 0 (or None) is auto: :func:`pool_size` of the connected cluster's GPUs. On a
+    cluster with GPUs each actor holds :func:`gpu_share` of one (``gpu_share`` here)."""
+
+    def __init__(self, cfg: Config, size: int | None = None):
+        self.cfg, self.size = cfg, size or 0
+        self.gpu_share = 0.0
         self.slots: list[WorkerSlot] = []
         self._free = asyncio.Condition()
         self.replaced = 0
@@ -109,11 +163,21 @@ class WorkerPool:
         import ray
 
         name = f"sleep-worker-{index}" + (f".{generation}" if generation else "")
-        actor = ray.remote(SleepWorker).options(num_cpus=1, max_restarts=0).remote(
+        gpu = {"num_gpus": self.gpu_share} if self.gpu_share else {}
+        actor = ray.remote(SleepWorker).options(num_cpus=1, max_restarts=0, **gpu).remote(
             self.cfg, name)
         return WorkerSlot(index, name, actor, generation=generation)
 
+    def plan(self) -> None:
+        """Size the pool (auto) and each worker's GPU share on the connected cluster."""
+        import ray
+
+        gpus = ray.cluster_resources().get("GPU", 0)
+        self.size = pool_size(self.size, self.cfg.workers_per_gpu, gpus)
+        self.gpu_share = gpu_share(self.size, self.cfg.workers_per_gpu, gpus)
+
     async def start(self) -> None:
+        self.plan()
         self.slots = [self._spawn(i, 0) for i in range(self.size)]
         pids = await asyncio.gather(*(_ray_future(s.actor.start.remote()) for s in self.slots))
         places = await asyncio.gather(*(_ray_future(s.actor.where.remote())
@@ -122,7 +186,8 @@ class WorkerPool:
             slot.pid = pid
             self.history[slot.name] = {"pid": pid, "node": place["node"], "jobs": 0,
                                        "seconds": 0.0}
-        log.info("cluster: %d sleep worker(s) ready (pids %s)", self.size, pids)
+        log.info("cluster: %d sleep worker(s) ready (pids %s)%s", self.size, pids,
+                 f", {self.gpu_share:g} GPU each" if self.gpu_share else "")
 
     def free(self) -> int:
         return sum(1 for s in self.slots if not s.busy)
@@ -146,10 +211,13 @@ class WorkerPool:
 
     async def replace(self, slot: WorkerSlot, *, kill: bool = True) -> Any:
         """Put a fresh actor in ``slot``'s place; returns the old actor (killed unless
-        ``kill`` is False: a stalled one is kept until its late result is dealt with)."""
+        ``kill`` is False: a stalled one is kept until its late result is dealt with, except
+        when the GPUs have no free share for its replacement)."""
         import ray
 
         old = slot.actor
+        if not kill and self.gpu_share:
+            kill = ray.available_resources().get("GPU", 0) < self.gpu_share - 1e-6
         if kill:
             with contextlib.suppress(Exception):
                 ray.kill(old, no_restart=True)
@@ -569,8 +637,8 @@ async def orchestrator_for(engine: Engine, **kwargs: Any) -> Orchestrator:
     cc = engine.cfg.cluster
     if not cc.enabled:
         return Orchestrator(engine, **kwargs)
-    started = connect(cc)
-    pool = WorkerPool(engine.cfg, cc.workers)
+    started = connect(cc, workers_per_gpu=engine.cfg.workers_per_gpu)
+    pool = WorkerPool(engine.cfg, cc.workers)  # 0: auto, sized on the cluster's GPUs
     await pool.start()
     orch = ClusterOrchestrator(engine, pool, start_board(), **kwargs)
     orch.owns_ray = started
