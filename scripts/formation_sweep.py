@@ -8,7 +8,7 @@ and a summary per setting: recall, examples trained (pairs × epochs, what a CPU
 retention. Development numbers: the sets are the shipped and held-out ones.
 
     python scripts/formation_sweep.py --grid 8:3:3e-4,4:2:5e-4 --facts sleep/factsets/heldout \
-        [--mc ../shared/data/retention_dev.jsonl --mc-limit 100] [--model DIR]
+        [--mc ../shared/data/retention_dev.jsonl --mc-limit 100] [--model DIR] [--config TOML]
 """
 
 from __future__ import annotations
@@ -74,9 +74,11 @@ async def main() -> int:
     ap.add_argument("--mc", type=Path, default=None)
     ap.add_argument("--mc-limit", type=int, default=100)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--config", type=Path, default=None,
+                    help="a TOML config under the grid (e.g. [sleep.lora] layers = 16)")
     args = ap.parse_args()
     paths = [p for f in args.facts for p in (factset_paths(f) if f.is_dir() else [f])]
-    base = load_config(model=args.model)
+    base = load_config(args.config, model=args.model)
     mc = load_mc_file(args.mc)[: args.mc_limit] if args.mc else None
     runtime = model_runtime(base)
     await runtime.astart()

@@ -61,6 +61,14 @@ async def test_lifelong_sleeps_every_night_and_asks_what_was_said(tiny_config, t
     assert [n["day"] for n in nights] == ["2025-03-03", "2025-03-04", "2025-03-05"]
     assert [n["turns"] for n in nights] == [2, 1, 1]
     assert [n["asked"] for n in nights] == [2, 3, 4]
+    # every question said so far has a verdict each night; "lost" counts the ones answered
+    # on an earlier night and missed tonight
+    assert [len(n["hits"]) for n in nights] == [2, 3, 4]
+    for i, n in enumerate(nights):
+        before = {q for prev in nights[:i] for q, h in prev["hits"].items() if h}
+        assert n["lost"] == sum(1 for q in before if not n["hits"].get(q))
+    partial = json.loads((tmp_path / "out" / "partial.json").read_text())
+    assert len(partial["nights"]) == 3  # written after every night
     assert all(n["status"] == "accepted" for n in nights), nights
     assert result["week_one"]["questions"] == 4
     assert 0.0 <= result["week_one"]["at_the_end"] <= 1.0

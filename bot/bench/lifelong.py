@@ -112,6 +112,9 @@ class Night:
     reworded: float
     facts: int = 0
     pairs: int = 0
+    # questions answered right on an earlier night and wrong tonight (what this night pushed out)
+    lost: int = 0
+    hits: dict[int, bool] = field(default_factory=dict)  # question index -> answered right
 
 
 @dataclass
@@ -154,14 +157,21 @@ async def run_lifelong(cfg: Config, opts: LifelongOptions) -> dict:
                     direct, reworded = await _ask(engine, fs, ready)
                     for n, hit in zip(ready, direct[1], strict=True):
                         learned_at.setdefault(n, float(hit))
+                    hits = dict(zip(ready, direct[1], strict=True))
+                    known = {n for prev in result.nights for n, h in prev.hits.items() if h}
+                    lost = sum(1 for n in known if not hits.get(n))
                     ex = report.stages.get("extraction", {})
                     result.nights.append(Night(night, day, len(today), report.status,
                                                report.seconds, len(ready), direct[0],
                                                reworded[0], ex.get("facts", 0),
-                                               ex.get("pairs", 0)))
+                                               ex.get("pairs", 0), lost, hits))
                     log_progress(f"lifelong night {night} ({day}): {len(today)} turns, cycle "
                                  f"{report.status} in {report.seconds:.0f}s, recall "
-                                 f"{direct[0]:.0%} of {len(ready)} questions")
+                                 f"{direct[0]:.0%} of {len(ready)} questions, {lost} of "
+                                 f"{len(known)} once recalled now missed")
+                    # so far, every night: a run cut short still leaves its nights
+                    opts.out.mkdir(parents=True, exist_ok=True)
+                    (opts.out / "partial.json").write_text(json.dumps(_to_dict(result)))
                 result.general_after = await general_scores(
                     engine, USER, mc if "mc" in result.general_base else None)
         finally:
@@ -209,11 +219,11 @@ def _to_dict(r: LifelongResult) -> dict:
 def format_table(r: dict) -> str:
     lines = [f"Lifelong memory: {r['chat']}, speaker {r['speaker']} ({r['questions']} questions)",
              "", "| night | day | turns | cycle | s | questions said so far | recall exact / "
-             "reworded |", "|---|---|---|---|---|---|---|"]
+             "reworded | once recalled, now missed |", "|---|---|---|---|---|---|---|---|"]
     for n in r["nights"]:
         lines.append(f"| {n['night']} | {n['day']} | {n['turns']} | {n['status']} | "
                      f"{n['seconds']:.0f} | {n['asked']} | {n['direct']:.0%} / "
-                     f"{n['reworded']:.0%} |")
+                     f"{n['reworded']:.0%} | {n.get('lost', 0)} |")
     w = r["week_one"]
     if w:
         lines.append(f"\nWeek-one facts ({w['questions']}): recall {w['when_learned']:.0%} right "
