@@ -18,7 +18,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -143,6 +143,16 @@ def _score_facts(ctx: ModelContext, user_id, checkpoint, system_prompt: str,
     try:
         return (yield from validation.answer_loss_steps(
             ctx, system_prompt, pairs, _weights(ctx, user_id, checkpoint, overrides)))
+    finally:
+        ctx.use_user(user_id, checkpoint)
+
+
+def _pair_losses(ctx: ModelContext, user_id, checkpoint, system_prompt: str,
+                 pairs: list[QAPair]) -> Generator[int, None, list[float]]:
+    """Generator job: each pair's answer loss on the user's current weights."""
+    try:
+        return (yield from validation.pair_losses_steps(
+            ctx, system_prompt, pairs, _weights(ctx, user_id, checkpoint, None)))
     finally:
         ctx.use_user(user_id, checkpoint)
 
@@ -276,10 +286,19 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     # 3. replay (this user's buffer only), minus what a new statement replaces (a move)
     t = time.perf_counter()
     retired = await _superseded_items(store, user_id, turns) if cfg.general_extraction else []
-    replayed = await replay.select_replay(store, user_id, len(new_pairs), cfg.replay_ratio,
-                                          retired)
+    items = await replay.replay_candidates(store, user_id, retired)
+    k = replay.replay_count(len(new_pairs), cfg.replay_ratio, len(items))
+    forgetting: dict[str, float] = {}
+    probes = replay.fact_probes(items, cfg.replay_scored) if k and cfg.replay_scored else []
+    if len(probes) > k:  # more facts than replay slots: the ones being forgotten go first
+        losses = await runtime.run(_pair_losses, user_id, checkpoint, cc.system_prompt,
+                                   replay.as_pairs(probes), priority=BACKGROUND)
+        forgetting = {replay.fact_key(i.answer): x
+                      for i, x in zip(probes, losses, strict=True) if math.isfinite(x)}
+    replayed = replay.spread_over_facts(items, k, forgetting) if k else []
     replay_pairs = replay.as_pairs(replayed)
-    stage("replay", t, replayed=len(replay_pairs), retired=len(retired))
+    stage("replay", t, replayed=len(replay_pairs), retired=len(retired),
+          scored=len(forgetting))
     return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages,
                      retired, epochs)
 

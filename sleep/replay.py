@@ -1,8 +1,11 @@
 """Stage 2 (paper's numbering: replay buffer integration): spaced repetition of old facts.
 
 The buffer (SQLite ``replay_items``) holds extracted Q&A pairs, not raw exchanges. Each cycle
-mixes the highest-priority items of *this user* into the batch so that they make up
-``replay_ratio`` of it, and multiplies each replayed item's priority by ``replay_decay``.
+mixes items of *this user* into the batch so that they make up ``replay_ratio`` of it, one
+phrasing per fact first, and multiplies each replayed item's priority by ``replay_decay``.
+Which facts: the highest priority (the paper's order), or, with ``replay_scored`` > 0 and
+more facts than slots, the ones whose answers the user's current weights have lost most
+(the pipeline scores one answer per fact, :func:`fact_probes`).
 """
 
 from __future__ import annotations
@@ -30,22 +33,51 @@ async def select_replay(store: Store, user_id: str, n_new: int, ratio: float,
                         retired: list[ReplayItem] = ()) -> list[ReplayItem]:
     """The items to replay beside ``n_new`` new pairs; ``retired`` ones (replaced by a newer
     statement) never come back."""
-    gone = {i.id for i in retired}
-    items = [i for i in await store.replay_items(user_id) if i.id not in gone]
+    items = await replay_candidates(store, user_id, retired)
     k = replay_count(n_new, ratio, len(items))
     return spread_over_facts(items, k) if k else []
 
 
-def spread_over_facts(items: list[ReplayItem], k: int) -> list[ReplayItem]:
+async def replay_candidates(store: Store, user_id: str,
+                            retired: list[ReplayItem] = ()) -> list[ReplayItem]:
+    """The user's buffer minus the ``retired`` items."""
+    gone = {i.id for i in retired}
+    return [i for i in await store.replay_items(user_id) if i.id not in gone]
+
+
+def fact_key(answer: str) -> str:
+    """One answer = one fact (case and spacing aside)."""
+    return " ".join(answer.lower().split())
+
+
+def fact_probes(items: list[ReplayItem], limit: int) -> list[ReplayItem]:
+    """One item per fact (its highest-priority phrasing), at most ``limit`` facts spread
+    evenly over the buffer: what is scored to see which facts are being forgotten."""
+    first: dict[str, ReplayItem] = {}
+    for item in sorted(items, key=lambda i: (-i.priority, i.id)):
+        first.setdefault(fact_key(item.answer), item)
+    probes = sorted(first.values(), key=lambda i: i.id)
+    if len(probes) <= limit:
+        return probes
+    return [probes[n * len(probes) // limit] for n in range(limit)]
+
+
+def spread_over_facts(items: list[ReplayItem], k: int,
+                      forgetting: dict[str, float] | None = None) -> list[ReplayItem]:
     """The ``k`` items to replay, taken round-robin over facts (one answer = one fact).
 
     Each fact has several phrasings in the buffer; the plain top-k by priority would replay
     every phrasing of the oldest facts and none of the rest. Within a fact, and between
-    facts of one round, higher priority (then older) goes first.
+    facts of one round, higher priority (then older) goes first. With ``forgetting`` (fact
+    key → the answer's loss on the current weights), the facts being forgotten go first:
+    highest loss first, unscored facts after the scored ones.
     """
     by_fact: dict[str, list[ReplayItem]] = {}
     for item in sorted(items, key=lambda i: (-i.priority, i.id)):
-        by_fact.setdefault(" ".join(item.answer.lower().split()), []).append(item)
+        by_fact.setdefault(fact_key(item.answer), []).append(item)
+    if forgetting:
+        order = sorted(by_fact, key=lambda f: (f not in forgetting, -forgetting.get(f, 0.0)))
+        by_fact = {f: by_fact[f] for f in order}
     queues = list(by_fact.values())
     chosen: list[ReplayItem] = []
     depth = 0

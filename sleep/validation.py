@@ -131,14 +131,22 @@ def answer_loss_steps(ctx: ModelContext, system_prompt: str, pairs: list[QAPair]
                       prepare: Callable[[], None] | None = None) -> Steps:
     """Generator job: mean per-token loss of each pair's answer given its question (chat
     format), a few pairs per step (see :func:`runtime.scoring.sequence_scores_steps`)."""
-    from sleep.training import build_example
-
     if not pairs:
         return math.nan
+    losses = yield from pair_losses_steps(ctx, system_prompt, pairs, prepare)
+    return sum(losses) / len(losses)
+
+
+def pair_losses_steps(ctx: ModelContext, system_prompt: str, pairs: list[QAPair],
+                      prepare: Callable[[], None] | None = None
+                      ) -> Generator[int, None, list[float]]:
+    """Generator job: each pair's mean per-token answer loss given its question."""
+    from sleep.training import build_example
+
     examples = [build_example(ctx.tokenizer, system_prompt, p, 256) for p in pairs]
     scores = yield from sequence_scores_steps(ctx, [(e.ids, e.prompt_len) for e in examples],
                                               prepare)
-    return -sum(scores) / len(scores)
+    return [-x for x in scores]
 
 
 def gate(general_pre: float, general_post: float, tau: float,

@@ -151,6 +151,7 @@ def test_bundled_model_has_its_own_measured_sleep_window(tmp_path):
     assert (cfg.sleep.train_examples_per_turn, cfg.sleep.max_train_examples) == (16, 1500)
     # the adapter reaches 12 of its 30 blocks (the paper's 8 recalled less: README, Results)
     assert (cfg.sleep.lora.rank, cfg.sleep.lora.scale, cfg.sleep.lora.layers) == (16, 2.0, 12)
+    assert cfg.sleep.replay_scored == 128  # replay the most forgotten facts first
     env_cfg = load_config(data_dir=tmp_path, env={"SLEEPBOT_LEARNING_RATE": "1e-4"})
     assert env_cfg.sleep.train.learning_rate == 1e-4  # the environment still wins
 

@@ -359,6 +359,44 @@ def test_replay_goes_round_robin_over_facts_not_down_the_oldest_ones():
     assert sorted(i.id for i in replay.spread_over_facts(items, 100)) == list(range(12))
 
 
+def test_replay_can_put_the_facts_being_forgotten_first():
+    items = [_item(n * 4 + k, ans) for n, ans in enumerate(("A.", "B.", "C.")) for k in range(4)]
+    # answer losses on the current weights: C is the most forgotten, A unscored
+    chosen = replay.spread_over_facts(items, 4, {"b.": 0.4, "c.": 2.5})
+    assert [i.answer for i in chosen] == ["C.", "B.", "A.", "C."]
+    # one probe per fact (its highest-priority phrasing), spread evenly when capped
+    items[0].priority = 0.85
+    assert [i.id for i in replay.fact_probes(items, 10)] == [1, 4, 8]
+    assert [i.id for i in replay.fact_probes(items, 2)] == [1, 4]
+
+
+@pytest.mark.asyncio
+async def test_a_scored_replay_replays_the_facts_with_the_highest_answer_loss(cfg):
+    from sleep.pipeline import _pair_losses
+
+    cfg.sleep.replay_scored = 64
+    cfg.sleep.replay_ratio = 0.2
+    async with open_engine(cfg) as engine:
+        await _say(engine, "alice", FACTS_A + FACTS_B)
+        assert (await run_cycle(engine.cycle_context("alice"))).status == "accepted"
+        items = await engine.store.replay_items("alice")
+        probes = replay.fact_probes(items, 64)
+        # what the next cycle will see: the losses on the user's current weights
+        losses = await engine.runtime.run(
+            _pair_losses, "alice", engine.checkpoint("alice"),
+            engine.cycle_context("alice").system_prompt, replay.as_pairs(probes))
+        ranked = [replay.fact_key(p.answer) for _, p in sorted(
+            zip(losses, probes, strict=True), key=lambda x: -x[0])]
+        await _say(engine, "alice", FACTS_C)
+        r2 = await run_cycle(engine.cycle_context("alice"))
+        assert r2.status == "accepted", r2.reason
+        k = r2.stages["replay"]["replayed"]
+        assert 0 < k < len(probes) == r2.stages["replay"]["scored"]
+        replayed = [i for i in await engine.store.replay_items("alice") if i.times_replayed]
+        # exactly one phrasing of each of the k most forgotten facts
+        assert sorted(replay.fact_key(i.answer) for i in replayed) == sorted(ranked[:k])
+
+
 def test_scoring_runs_a_shared_prefix_once_with_the_same_scores(tiny_runtime):
     from sleep.training import build_example
     from sleep.types import QAPair
