@@ -286,19 +286,17 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     # 3. replay (this user's buffer only), minus what a new statement replaces (a move)
     t = time.perf_counter()
     retired = await _superseded_items(store, user_id, turns) if cfg.general_extraction else []
-    items = await replay.replay_candidates(store, user_id, retired)
-    k = replay.replay_count(len(new_pairs), cfg.replay_ratio, len(items))
-    forgetting: dict[str, float] = {}
-    probes = replay.fact_probes(items, cfg.replay_scored) if k and cfg.replay_scored else []
-    if len(probes) > k:  # more facts than replay slots: the ones being forgotten go first
-        losses = await runtime.run(_pair_losses, user_id, checkpoint, cc.system_prompt,
-                                   replay.as_pairs(probes), priority=BACKGROUND)
-        forgetting = {replay.fact_key(i.answer): x
-                      for i, x in zip(probes, losses, strict=True) if math.isfinite(x)}
-    replayed = replay.spread_over_facts(items, k, forgetting) if k else []
+    scored: list[float] = []
+
+    async def score(pairs: list[QAPair]) -> list[float]:  # on the user's current weights
+        scored[:] = await runtime.run(_pair_losses, user_id, checkpoint, cc.system_prompt,
+                                      pairs, priority=BACKGROUND)
+        return scored
+
+    replayed = await replay.select_replay(store, user_id, len(new_pairs), cfg.replay_ratio,
+                                          retired, score, cfg.replay_scored)
     replay_pairs = replay.as_pairs(replayed)
-    stage("replay", t, replayed=len(replay_pairs), retired=len(retired),
-          scored=len(forgetting))
+    stage("replay", t, replayed=len(replay_pairs), retired=len(retired), scored=len(scored))
     return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages,
                      retired, epochs)
 

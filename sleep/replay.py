@@ -11,9 +11,12 @@ more facts than slots, the ones whose answers the user's current weights have lo
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 
 from memory.store import ReplayItem, Store
 from sleep.types import QAPair
+
+Scorer = Callable[[list[QAPair]], Awaitable[list[float]]]
 
 REPLAY_ONLY_CAP = 32  # a cycle with no new facts replays at most this many items
 
@@ -30,12 +33,23 @@ def replay_count(n_new: int, ratio: float, available: int) -> int:
 
 
 async def select_replay(store: Store, user_id: str, n_new: int, ratio: float,
-                        retired: list[ReplayItem] = ()) -> list[ReplayItem]:
+                        retired: list[ReplayItem] = (), score: Scorer | None = None,
+                        scored: int = 0) -> list[ReplayItem]:
     """The items to replay beside ``n_new`` new pairs; ``retired`` ones (replaced by a newer
-    statement) never come back."""
+    statement) never come back. With ``score`` (answer losses of pairs on the user's current
+    weights) and more facts than slots, up to ``scored`` facts are scored and the most
+    forgotten go first."""
     items = await replay_candidates(store, user_id, retired)
     k = replay_count(n_new, ratio, len(items))
-    return spread_over_facts(items, k) if k else []
+    if not k:
+        return []
+    forgetting: dict[str, float] = {}
+    probes = fact_probes(items, scored) if score and scored else []
+    if len(probes) > k:  # more facts than replay slots: which ones matters
+        losses = await score(as_pairs(probes))
+        forgetting = {fact_key(i.answer): x
+                      for i, x in zip(probes, losses, strict=True) if math.isfinite(x)}
+    return spread_over_facts(items, k, forgetting)
 
 
 async def replay_candidates(store: Store, user_id: str,
