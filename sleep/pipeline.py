@@ -286,17 +286,18 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     # 3. replay (this user's buffer only), minus what a new statement replaces (a move)
     t = time.perf_counter()
     retired = await _superseded_items(store, user_id, turns) if cfg.general_extraction else []
-    scored: list[float] = []
+    fact_losses: list[float] = []
 
     async def score(pairs: list[QAPair]) -> list[float]:  # on the user's current weights
-        scored[:] = await runtime.run(_pair_losses, user_id, checkpoint, cc.system_prompt,
-                                      pairs, priority=BACKGROUND)
-        return scored
+        fact_losses[:] = await runtime.run(_pair_losses, user_id, checkpoint,
+                                           cc.system_prompt, pairs, priority=BACKGROUND)
+        return fact_losses
 
     replayed = await replay.select_replay(store, user_id, len(new_pairs), cfg.replay_ratio,
                                           retired, score, cfg.replay_scored)
     replay_pairs = replay.as_pairs(replayed)
-    stage("replay", t, replayed=len(replay_pairs), retired=len(retired), scored=len(scored))
+    stage("replay", t, replayed=len(replay_pairs), retired=len(retired),
+          scored=len(fact_losses))
     return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages,
                      retired, epochs)
 
