@@ -169,9 +169,7 @@ def _probe_pairs(pairs: list[QAPair], limit: int = PROBE_LIMIT) -> list[QAPair]:
         if p.answer not in seen:
             seen.add(p.answer)
             out.append(p)
-    if len(out) <= limit:
-        return out
-    return [out[i * len(out) // limit] for i in range(limit)]
+    return replay.spread_evenly(out, limit)
 
 
 async def run_cycle(cc: CycleContext, kind: CycleKind = "light", *,

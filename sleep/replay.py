@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from memory.store import ReplayItem, Store
 from sleep.types import QAPair
 
 Scorer = Callable[[list[QAPair]], Awaitable[list[float]]]
+T = TypeVar("T")
 
 REPLAY_ONLY_CAP = 32  # a cycle with no new facts replays at most this many items
 
@@ -39,7 +41,8 @@ async def select_replay(store: Store, user_id: str, n_new: int, ratio: float,
     statement) never come back. With ``score`` (answer losses of pairs on the user's current
     weights) and more facts than slots, up to ``scored`` facts are scored and the most
     forgotten go first."""
-    items = await replay_candidates(store, user_id, retired)
+    gone = {i.id for i in retired}
+    items = [i for i in await store.replay_items(user_id) if i.id not in gone]
     k = replay_count(n_new, ratio, len(items))
     if not k:
         return []
@@ -50,13 +53,6 @@ async def select_replay(store: Store, user_id: str, n_new: int, ratio: float,
         forgetting = {fact_key(i.answer): x
                       for i, x in zip(probes, losses, strict=True) if math.isfinite(x)}
     return spread_over_facts(items, k, forgetting)
-
-
-async def replay_candidates(store: Store, user_id: str,
-                            retired: list[ReplayItem] = ()) -> list[ReplayItem]:
-    """The user's buffer minus the ``retired`` items."""
-    gone = {i.id for i in retired}
-    return [i for i in await store.replay_items(user_id) if i.id not in gone]
 
 
 def fact_key(answer: str) -> str:
@@ -70,10 +66,14 @@ def fact_probes(items: list[ReplayItem], limit: int) -> list[ReplayItem]:
     first: dict[str, ReplayItem] = {}
     for item in sorted(items, key=lambda i: (-i.priority, i.id)):
         first.setdefault(fact_key(item.answer), item)
-    probes = sorted(first.values(), key=lambda i: i.id)
-    if len(probes) <= limit:
-        return probes
-    return [probes[n * len(probes) // limit] for n in range(limit)]
+    return spread_evenly(sorted(first.values(), key=lambda i: i.id), limit)
+
+
+def spread_evenly(items: list[T], limit: int) -> list[T]:
+    """All of ``items``, or ``limit`` of them taken at even steps from first to last."""
+    if len(items) <= limit:
+        return items
+    return [items[n * len(items) // limit] for n in range(limit)]
 
 
 def spread_over_facts(items: list[ReplayItem], k: int,
