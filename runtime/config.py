@@ -61,6 +61,10 @@ class TrainConfig:
     batch_size: int = 1
     max_seq_len: int = 256
     grad_clip: float = 1.0
+    # "constant" (the paper's) or "cosine": a linear warmup over `warmup` of the steps, then a
+    # cosine decay to a tenth of the rate, so a short cycle can take a larger first step
+    lr_schedule: str = "constant"
+    warmup: float = 0.0
     # mx.compile the training step: "auto" does on CUDA (launch-bound; README, "Linux with an
     # NVIDIA GPU"), not on the CPU, where it measured no gain
     compile: str = "auto"
@@ -226,6 +230,7 @@ _ENV = {
     "SLEEPBOT_LEARNING_RATE": ("sleep.train.learning_rate", float),
     "SLEEPBOT_EPOCHS": ("sleep.train.epochs", int),
     "SLEEPBOT_BATCH_SIZE": ("sleep.train.batch_size", int),
+    "SLEEPBOT_LR_SCHEDULE": ("sleep.train.lr_schedule", str),
     "SLEEPBOT_ANCHOR_PAIRS": ("sleep.anchor_pairs", int),
     "SLEEPBOT_REPLAY_SCORED": ("sleep.replay_scored", int),
     "SLEEPBOT_PHRASINGS_PER_FACT": ("sleep.phrasings_per_fact", int),
@@ -437,6 +442,8 @@ _RULES: dict[str, Any] = {
     "sleep.train.batch_size": _range(1),
     "sleep.train.max_seq_len": _range(16),
     "sleep.train.grad_clip": _range(0),
+    "sleep.train.lr_schedule": _one_of(("constant", "cosine")),
+    "sleep.train.warmup": _range(0, 1),
     "discord.rate_limit_messages": _range(1),
     "discord.rate_limit_seconds": _range(0, low_open=True),
     "discord.edit_interval": _range(0, low_open=True),

@@ -307,6 +307,19 @@ def schedule(n_examples: int, train: TrainConfig, seed: int) -> list[list[int]]:
     return [order[i : i + bs] for i in range(0, len(order), bs)]
 
 
+def learning_rate(train: TrainConfig, n_steps: int) -> float | Callable[[mx.array], mx.array]:
+    """The optimizer's rate: a constant, or warmup then cosine decay to a tenth over the run."""
+    if train.lr_schedule == "constant" or n_steps < 2:
+        return train.learning_rate
+    warm = min(n_steps - 1, int(round(train.warmup * n_steps)))
+    decay = optim.cosine_decay(train.learning_rate, n_steps - warm, train.learning_rate / 10)
+    if not warm:
+        return decay
+    return optim.join_schedules([optim.linear_schedule(train.learning_rate / warm,
+                                                       train.learning_rate, warm), decay],
+                                [warm])
+
+
 def train_lora(
     ctx: ModelContext,
     user_id: str,
@@ -331,11 +344,11 @@ def train_lora(
     state = {**user_state, **adapters}
     ctx.use(state)
     n_params = sum(v.size for _, v in tree_flatten(ctx.model.trainable_parameters()))
-    optimizer = optim.Adam(learning_rate=train.learning_rate)
+    batches = schedule(len(examples), train, seed)
+    optimizer = optim.Adam(learning_rate=learning_rate(train, len(batches)))
     compiled = compiles(train, ctx.device)
     step_fn = make_step(ctx.model, optimizer, train.grad_clip, compiled)
     pad_to, round_start = (COMPILE_PAD, COMPILE_START) if compiled else (1, 1)
-    batches = schedule(len(examples), train, seed)
     losses: list[float] = []
     tokens, seconds = 0, 0.0
     sliced = bool(examples) and splits_head(ctx.model, examples[0].ids)

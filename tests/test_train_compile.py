@@ -10,7 +10,7 @@ import mlx.core as mx
 import pytest
 
 from runtime.config import LoRAConfig, TrainConfig
-from sleep.training import _batch, build_example, compiles, train_lora
+from sleep.training import _batch, build_example, compiles, learning_rate, train_lora
 from sleep.types import QAPair
 
 SYSTEM = "You are a test assistant."
@@ -36,12 +36,16 @@ def _run(ctx, examples, lora, train, swap: bool):
             ctx.use_base()
 
 
-@pytest.mark.parametrize("layers", [2, 4])  # 4: every block trained, no stored lower blocks
-def test_compiled_step_trains_like_the_plain_one(tiny_runtime, layers):
+@pytest.mark.parametrize(("layers", "lr_schedule"), [(2, "constant"), (4, "constant"),
+                                                     (2, "cosine")])
+def test_compiled_step_trains_like_the_plain_one(tiny_runtime, layers, lr_schedule):
+    """4 layers: every block trained, no stored lower blocks; cosine: the rate changes each
+    step inside the compiled function's optimizer state."""
     tok = tiny_runtime.loaded.tokenizer
     examples = [build_example(tok, SYSTEM, p, 256) for p in PAIRS]
     lora = LoRAConfig(rank=4, layers=layers)
-    base = TrainConfig(learning_rate=1e-3, batch_size=2, epochs=2)
+    base = TrainConfig(learning_rate=1e-3, batch_size=2, epochs=2, lr_schedule=lr_schedule,
+                       warmup=0.2)
     plain = tiny_runtime.call(_run, examples, lora, TrainConfig(**{**base.__dict__,
                                                                  "compile": "off"}), False)
     comp = tiny_runtime.call(_run, examples, lora, TrainConfig(**{**base.__dict__,
@@ -52,6 +56,16 @@ def test_compiled_step_trains_like_the_plain_one(tiny_runtime, layers):
     assert comp.tensors.keys() == plain.tensors.keys()
     for name, w in plain.tensors.items():
         assert mx.allclose(comp.tensors[name], w, rtol=1e-3, atol=1e-4).item(), name
+
+
+def test_cosine_schedule_warms_up_then_decays_to_a_tenth():
+    rate = learning_rate(TrainConfig(learning_rate=1e-3, lr_schedule="cosine", warmup=0.1), 50)
+    steps = [rate(mx.array(i)).item() for i in range(50)]
+    assert steps[0] == pytest.approx(2e-4) and max(steps) == pytest.approx(1e-3)
+    assert steps.index(max(steps)) == 5  # after the 5 warmup steps
+    assert all(a >= b for a, b in zip(steps[5:], steps[6:], strict=False))
+    assert steps[-1] == pytest.approx(1e-4, rel=0.05)
+    assert learning_rate(TrainConfig(learning_rate=1e-3), 50) == 1e-3
 
 
 def test_compile_setting_defaults_to_cuda_only():
