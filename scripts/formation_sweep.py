@@ -38,7 +38,7 @@ def parse_grid(text: str) -> list[tuple[int, int, float]]:
     return [(int(p), int(e), float(lr)) for p, e, lr in (x.split(":") for x in text.split(","))]
 
 
-async def one(cfg: Config, runtime, path: Path, mc) -> dict:
+async def one(cfg: Config, runtime, path: Path, mc, show: bool = False) -> dict:
     timed = load_timed(path)
     fs = timed.factset
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,6 +54,7 @@ async def one(cfg: Config, runtime, path: Path, mc) -> dict:
             direct_q, reworded_q, _, _ = questions_of(fs)
             answers = await answer_all(engine, "u", direct_q + reworded_q)
             scored = score_set(fs, answers[: len(direct_q)], answers[len(direct_q):])
+            missed = set(scored["misses"]) | set(scored["reworded_misses"])
             general = await general_scores(engine, "u", mc) if mc else {}
     tr = report.stages.get("training", {})
     v = report.validation or {}
@@ -63,7 +64,11 @@ async def one(cfg: Config, runtime, path: Path, mc) -> dict:
             "reworded": scored["reworded"], "examples": tr.get("steps", 0)
             * cfg.sleep.train.batch_size, "pairs": report.stages["extraction"]["pairs"],
             "turns": len(fs.user_turns), "seconds": round(seconds, 1),
-            "mc": general.get("mc"), "builtin": general.get("builtin")}
+            "loss": [tr.get("loss_first"), tr.get("loss_last")], "scale": v.get("scale"),
+            "mc": general.get("mc"), "builtin": general.get("builtin")} | (
+        {"answers": [{"q": q, "a": a, "hit": q not in missed}
+                     for q, a in zip(direct_q + reworded_q, scored["answers"], strict=True)]}
+        if show else {})
 
 
 async def main() -> int:
@@ -74,6 +79,8 @@ async def main() -> int:
     ap.add_argument("--mc", type=Path, default=None)
     ap.add_argument("--mc-limit", type=int, default=100)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--answers", action="store_true",
+                    help="print every question with its answer (and whether it was recalled)")
     ap.add_argument("--config", type=Path, default=None,
                     help="a TOML config under the grid (e.g. [sleep.lora] layers = 16)")
     args = ap.parse_args()
@@ -93,7 +100,8 @@ async def main() -> int:
                 train=replace(base.sleep.train, epochs=e, learning_rate=lr)))
             rows = []
             for path in paths:
-                row = await one(cfg, runtime, path, mc) | {"setting": f"{p}:{e}:{lr:g}"}
+                row = await one(cfg, runtime, path, mc, args.answers)
+                row |= {"setting": f"{p}:{e}:{lr:g}"}
                 print(json.dumps(row), flush=True)
                 rows.append(row)
             n = len(rows)

@@ -64,6 +64,7 @@ async def test_lifelong_sleeps_every_night_and_asks_what_was_said(tiny_config, t
     # every question said so far has a verdict each night; "lost" counts the ones answered
     # on an earlier night and missed tonight
     assert [len(n["hits"]) for n in nights] == [2, 3, 4]
+    assert all(n["answers"].keys() == n["hits"].keys() for n in nights)  # what each one said
     for i, n in enumerate(nights):
         before = {q for prev in nights[:i] for q, h in prev["hits"].items() if h}
         assert n["lost"] == sum(1 for q in before if not n["hits"].get(q))

@@ -115,6 +115,7 @@ class Night:
     # questions answered right on an earlier night and wrong tonight (what this night pushed out)
     lost: int = 0
     hits: dict[int, bool] = field(default_factory=dict)  # question index -> answered right
+    answers: dict[int, str] = field(default_factory=dict)  # question index -> tonight's answer
 
 
 @dataclass
@@ -158,13 +159,14 @@ async def run_lifelong(cfg: Config, opts: LifelongOptions) -> dict:
                     for n, hit in zip(ready, direct[1], strict=True):
                         learned_at.setdefault(n, float(hit))
                     hits = dict(zip(ready, direct[1], strict=True))
+                    said_now = dict(zip(ready, direct[2], strict=True))
                     known = {n for prev in result.nights for n, h in prev.hits.items() if h}
                     lost = sum(1 for n in known if not hits.get(n))
                     ex = report.stages.get("extraction", {})
                     result.nights.append(Night(night, day, len(today), report.status,
                                                report.seconds, len(ready), direct[0],
                                                reworded[0], ex.get("facts", 0),
-                                               ex.get("pairs", 0), lost, hits))
+                                               ex.get("pairs", 0), lost, hits, said_now))
                     log_progress(f"lifelong night {night} ({day}): {len(today)} turns, cycle "
                                  f"{report.status} in {report.seconds:.0f}s, recall "
                                  f"{direct[0]:.0%} of {len(ready)} questions, {lost} of "
@@ -198,16 +200,17 @@ async def run_lifelong(cfg: Config, opts: LifelongOptions) -> dict:
 
 
 async def _ask(engine, fs: FactSet, ready: list[int]) -> tuple[tuple, tuple]:
-    """Recall (share, per-question hits) of the ready questions, exact and reworded."""
+    """Recall of the ready questions: (share, per-question hits, answers) for the exact
+    questions, (share, [], []) for the reworded ones."""
     if not ready:
-        return (0.0, []), (0.0, [])
+        return (0.0, [], []), (0.0, [], [])
     direct_q = [fs.questions[n].question for n in ready]
     reworded_q = [fs.questions[n].reworded[0] for n in ready]
     answers = await answer_all(engine, USER, direct_q + reworded_q)
     keys = [fs.questions[n].keys for n in ready]
     hits_d = [score_answer(a, k) for a, k in zip(answers[: len(ready)], keys, strict=True)]
-    return ((recall_rate(answers[: len(ready)], keys), hits_d),
-            (recall_rate(answers[len(ready):], keys), []))
+    return ((recall_rate(answers[: len(ready)], keys), hits_d, answers[: len(ready)]),
+            (recall_rate(answers[len(ready):], keys), [], []))
 
 
 def _to_dict(r: LifelongResult) -> dict:
