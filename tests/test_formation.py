@@ -85,6 +85,16 @@ def test_a_correction_in_the_same_cycle_replaces_what_it_corrects():
     assert any("Dumpling" in s for s in got.superseded)
 
 
+def test_a_name_taken_back_leaves_no_rule_fact_behind():
+    """The rule layer read "My partner's name is Sven." before the correction came."""
+    got = extract_turns(turns("My partner's name is Sven.",
+                              "ugh, no, Sven is my brother. My partner is Arne."), phrasings=6)
+    answers = answers_of(got)
+    assert not any("partner" in a and "Sven" in a for a in answers), answers
+    assert any("Arne" in a for a in answers) and any("brother" in a for a in answers)
+    assert not any("used to" in a for a in answers)  # a correction, not a change
+
+
 def test_a_move_supersedes_the_earlier_home():
     gone = superseded_answers(turns("I live in Porto."),
                               turns("We moved to Valencia last month."))

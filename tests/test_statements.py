@@ -284,6 +284,41 @@ def test_corrections_supersede_the_old_statement():
     assert old.superseded_by == 1
 
 
+def test_a_bare_value_corrects_the_recent_statement_with_a_value_of_its_kind():
+    """"Wait, 52." corrects the number said just before, not the last sentence's place."""
+    got = stmts("I'm Odile, I'm 51 and I work at a bakery near the station.", "Wait, 52.")
+    fixed = [s for s in got if s.supersedes]
+    assert [s.restated for s in fixed] == ["You're 52."]
+    assert got[fixed[0].supersedes[0]].restated == "You're 51."
+    bakery = next(s for s in got if "bakery" in s.restated)
+    assert bakery.superseded_by is None and "station" in bakery.restated
+
+
+def test_a_value_then_actually_corrects_and_the_rest_is_kept():
+    got = stmts("I have four cousins.", "Five, actually, I never count Priya since she moved.")
+    assert got[0].superseded_by is not None
+    assert [s.restated for s in got if s.superseded_by is None] == [
+        "You have five cousins.", "You never count Priya since she moved."]
+    # an "actually" inside a sentence is not a correction of a value
+    assert [s.restated for s in stmts("I'm actually at a friend's house right now")] == [
+        "You're actually at a friend's house right now."]
+
+
+def test_a_correction_about_the_same_name_takes_the_statement_back():
+    """No value to swap: the new sentence names who was meant, and the earlier statement
+    that named them goes (never true, so not kept as "used to")."""
+    got = stmts("My cousin is called Ines. ugh, no, Ines is my aunt. My cousin is Leo.")
+    assert got[0].superseded_by == 1 and got[1].reason == "correction"
+    assert [s.restated for s in got if s.superseded_by is None] == [
+        "Ines is your aunt.", "Your cousin is Leo."]
+    got = stmts("My hamster is called Mochi. No sorry, Mochi was our old one.",
+                "The new one is Biscuit.")
+    assert got[0].superseded_by is not None
+    assert got[-1].restated == "Your new hamster is Biscuit."
+    # an exclamation is not a correction
+    assert stmts("My hamster is called Mochi.", "oh no he got out again")[0].superseded_by is None
+
+
 def test_moving_supersedes_where_you_live():
     old, new = stmts("I live in Porto", "we moved to Valencia last month")
     assert new.restated == "You moved to Valencia in May 2023."

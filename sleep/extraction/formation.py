@@ -68,7 +68,8 @@ def extract_turns(turns: list[Turn], phrasings: int, *, rules: bool = True,
         out.superseded = [st.restated for st in gone]
         # the rules know no corrections: drop their facts whose value only a replaced
         # statement holds ("My hamster is Dumpling." ... "sorry, I meant Noodle")
-        rule_facts = [f for f in rule_facts if not _only_in(f.value, gone, current)]
+        rule_facts = [f for f in rule_facts if not _only_in(f.value, gone, current)
+                      and not _taken_back(f, gone, current)]
         out.statements = len(live)
         merged = set()  # statements merged with the one before share one answer: one fact
         out.facts += [statement_fact(st) for st in live
@@ -106,6 +107,21 @@ def drop_conflicts(pairs: list[QAPair]) -> list[QAPair]:
         if any(not (a & b) for i, a in enumerate(names) for b in names[i + 1:]):
             bad.add(q)
     return [p for p in pairs if " ".join(p.question.lower().split()) not in bad]
+
+
+def _taken_back(f: Fact, gone: list[Statement], live: list[Statement]) -> bool:
+    """Whether a rule fact restates a replaced statement of its own exchange ("My partner's
+    name is Joost." ... "no, Joost is my brother") that no current statement still says: the
+    replaced one names the value and the relation ("partner"); no current one names both."""
+    stems = [w[:4] for w in f.relation.lower().split("_") if len(w) > 2]
+    value = f.value.lower()
+
+    def says(st: Statement) -> bool:
+        low = st.restated.lower()
+        return value in low and (not stems or any(w in low for w in stems))
+
+    return any(says(st) and set(st.source_exchange_ids) & set(f.source_exchange_ids)
+               for st in gone) and not any(says(st) for st in live)
 
 
 def _only_in(value: str, gone: list[Statement], live: list[Statement]) -> bool:

@@ -412,8 +412,16 @@ _INTERJECTION_ONLY = re.compile(
 # "sorry, Tuesday" corrects; "sorry for the spam" apologises: after oops / sorry / wait /
 # my bad, a correction comes after a punctuation mark
 _CORRECTION_SHORT = re.compile(
-    r"^(?:(?:no|nope|no wait)\b[\s,.!:;\-–—]+|"
-    r"(?:oops|sorry|wait|my bad)\b\s*[,.!:;\-–—][\s,.!:;\-–—]*)(?=\S)", re.I)
+    r"^(?:(?:ugh+|argh+|hmm+|er+|um+|uh+)\s*[,.!:;\-–—][\s,.!:;\-–—]*"
+    r"(?:no|nope)\s*[,.!:;\-–—][\s,.!:;\-–—]*|"  # "ugh, no, Joost is my brother"
+    r"(?:no|nope|no wait)\b[\s,.!:;\-–—]+|"
+    r"(?:oops|whoops|sorry|wait|my bad)\b\s*[,.!:;\-–—][\s,.!:;\-–—]*)"
+    r"(?:(?:no|nope|oops|whoops|sorry|wait|my bad|ugh+)\b\s*[,.!:;\-–—][\s,.!:;\-–—]*)*"
+    r"(?=\S)", re.I)
+# "Three, actually, I always forget Roos": a bare value corrected, then a sentence of its own
+_VALUE_ACTUALLY = re.compile(
+    r"^(?P<value>[^\W_][\w'&.-]*(?:\s+[\w'&.-]+)?)\s*[,;:\-–—]\s*actually\b[\s,.!:;\-–—]*"
+    r"(?P<rest>.*)$", re.I)
 _CORRECTION_VALUE = re.compile(
     r"^(?:(?:it|that|she|he|they)(?:'s| is| was|'re| are| were)|its|it's called|"
     r"(?:the )?(?:name|answer) is)\s+", re.I)
@@ -2239,8 +2247,20 @@ def _referents(cl: Clause, subject_name: str) -> list[_Referent]:
     return refs
 
 
+_THE_ONE = re.compile(r"^(?:the|my|our) (current|new|old|other|latest|previous|first|second) "
+                      r"one\b(.*)$", re.I)
+
+
 def _resolve_pronouns(s: str, refs: list[_Referent]) -> tuple[str, _Referent | None]:
-    """Replace a leading he/she/it/his/her/its with the matching earlier referent."""
+    """Replace a leading he/she/it/his/her/its with the matching earlier referent, and "the
+    new one" with the last pet or thing of the user's ("my rabbit" -> "my new rabbit")."""
+    one = _THE_ONE.match(s)
+    if one and refs:
+        for ref in reversed(refs):
+            if ref.kind != "person" and ref.phrase.startswith(("my ", "our ")) and \
+                    ref.phrase.split()[-1].lower() not in ("one", "ones"):
+                owner, noun = ref.phrase.split(" ", 1)
+                return f"{owner.capitalize()} {one.group(1).lower()} {noun}{one.group(2)}", ref
     m = re.match(r"^(he|she|it|his|her|its|he's|she's|it's|hes|shes)\b(?!')\s*(.*)$", s, re.I)
     if not m or not refs:
         return s, None
@@ -2487,8 +2507,11 @@ def supersede(old: list[Statement], new: list[Statement]) -> dict[int, list[int]
     return out
 
 
-def _replace_value(old_fp: str, value: str) -> str | None:
-    """The old first-person sentence with its most likely value replaced by ``value``."""
+def _replace_value(old_fp: str, value: str, typed_only: bool = False) -> str | None:
+    """The old first-person sentence with its most likely value replaced by ``value``.
+
+    ``typed_only``: only a value of the same type (a number for a number, a name for a
+    name); else any noun phrase, place or time of the sentence may be the one replaced."""
     toks = _tokenize(old_fp)
     cl = _parse_clause(toks)
     val = value.strip().rstrip(".!")
@@ -2498,6 +2521,10 @@ def _replace_value(old_fp: str, value: str) -> str | None:
     candidates: list[str] = []
     if vtoks[0].tag == "NUM" or re.match(r"\d", val):
         candidates = [t.text for t in toks if t.tag == "NUM"]
+        if candidates and not re.match(r"\d", val) and candidates[-1][:1].islower():
+            val = val.lower()  # "Three" for "two sisters": "three sisters"
+        if typed_only and not candidates:
+            return None
     elif vtoks[0].text[:1].isupper() or len(vtoks) <= 2 and all(not _lemmas(t.low) for t in
                                                                vtoks):
         runs, run = [], []
@@ -2510,6 +2537,8 @@ def _replace_value(old_fp: str, value: str) -> str | None:
         candidates = runs
         if cl is not None and not candidates:
             candidates = [" ".join(t.text for t in p.name) for p in cl.parts if p.name]
+    if typed_only and not candidates:
+        return None
     if not candidates and cl is not None:
         for p in cl.parts:
             if p.kind in ("np", "pp", "adj", "time"):
@@ -2524,6 +2553,59 @@ def _replace_value(old_fp: str, value: str) -> str | None:
     if i < 0:
         return None
     return old_fp[:i] + val + old_fp[i + len(target):]
+
+
+def _value_first(sentences: list[str]) -> list[str]:
+    """"Three, actually, I always forget Roos" -> "Actually three." and the rest."""
+    out: list[str] = []
+    for sentence in sentences:
+        m = _VALUE_ACTUALLY.match(clean_text(sentence).strip())
+        if m and not _starts_clause(m["value"].split()) and \
+                m["value"].split()[0].lower() not in _NOT_A_VALUE:
+            out.append(f"Actually {m['value']}.")
+            if m["rest"].strip():
+                out.append(m["rest"].strip())
+        else:
+            out.append(sentence)
+    return out
+
+
+_NOT_A_VALUE = _words("i we you it this that there so and but well oh no yes yeah ok okay "
+                      "because cause then now was is are")
+
+
+def _names_then_verb(text: str) -> bool:
+    """"Joost is my brother": a name and then a verb, a sentence rather than a bare value."""
+    words = [w.strip(",.!?;:") for w in text.split()]
+    k = 0
+    while k < len(words) and words[k][:1].isupper():
+        k += 1
+    return 0 < k < len(words) and _word_can_be_verb(words[k].lower())
+
+
+def _shared_name(old_fp: str, new_fp: str) -> bool:
+    """Whether the new sentence names a person, pet or thing the old one named."""
+    def caps(text: str, first: bool) -> set[str]:
+        words = [w.strip(",.!?;:'\"") for w in text.split()]
+        return {w for i, w in enumerate(words) if (i > 0 or first) and w[:1].isupper()
+                and w not in ("I", "I'm", "I've", "I'd", "I'll")}
+    # the earlier sentence's names (not its first word, capitalised anyway) anywhere in the new
+    return bool(caps(old_fp, False) & caps(new_fp, True))
+
+
+def _corrected(out: list[Statement], live: list[int], turn_of: list[int], turn_no: int,
+               value: str) -> tuple[int, str | None]:
+    """Which recent statement a bare corrected value ("Wait, 35.") replaces, and its new first
+    person: the latest of this turn's and the previous turn's with a value of the same kind
+    (a number for a number, a name for a name), else the latest statement."""
+    recent = [k for k in live if k < len(turn_of) and turn_of[k] >= turn_no - 1
+              or k >= len(turn_of)]
+    for k in reversed(recent):
+        fp = _replace_value(out[k].first_person, value, typed_only=True)
+        if fp and fp != out[k].first_person:
+            return k, fp
+    fp = _replace_value(out[live[-1]].first_person, value)
+    return live[-1], fp if fp and fp != out[live[-1]].first_person else None
 
 
 def statements_from_turns(
@@ -2542,7 +2624,7 @@ def statements_from_turns(
     for turn_no, (text, ids, when) in enumerate(turns):
         turn_of += [turn_no - 1] * (len(out) - len(turn_of))  # corrections made then
         pending = False
-        for sentence in split_sentences(text or ""):
+        for sentence in _value_first(split_sentences(text or "")):
             raw = clean_text(sentence).strip()
             if _INTERJECTION_ONLY.match(raw):
                 pending = True  # "no wait," then the corrected sentence
@@ -2560,14 +2642,16 @@ def statements_from_turns(
             short = _CORRECTION_VALUE.sub("", body) if correction else body
             live = [k for k, s in enumerate(out) if s.superseded_by is None]
             if correction and live and len(short.split()) <= 4 and (
-                    _CORRECTION_VALUE.match(body) or not _starts_clause(short.split())):
-                prev = out[live[-1]]
-                fp = _replace_value(prev.first_person, resolve_times(short, when))
-                if fp and fp != prev.first_person:
+                    _CORRECTION_VALUE.match(body) or not _starts_clause(short.split())
+                    and not _names_then_verb(short)):
+                target, fp = _corrected(out, live, turn_of, turn_no,
+                                        resolve_times(short, when))
+                if fp:
+                    prev = out[target]
                     st, cl = _make_statement(sentence, fp, ids, when, names, "correction")
                     st.subject = prev.subject
                     idx = len(out)
-                    st.supersedes = [live[-1]]
+                    st.supersedes = [target]
                     prev.superseded_by = idx
                     out.append(st)
                     continue
@@ -2608,6 +2692,12 @@ def statements_from_turns(
                         pcl.verb is not None and cl.verb is not None
                         and pcl.verb.lemma == cl.verb.lemma or pcl.copula and cl.copula):
                     replaced = [live[-1]]
+                elif _shared_name(prev.first_person, fp):
+                    # "My partner's name is Joost." "ugh, no, Joost is my brother.": a
+                    # correction about the same name takes the earlier statement back
+                    replaced = [live[-1]]
+                if replaced:
+                    st.reason = "correction"  # the old value was never true: not "used to"
             for k in replaced:
                 out[k].superseded_by = idx
             st.supersedes = replaced
