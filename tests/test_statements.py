@@ -260,6 +260,27 @@ def test_a_past_event_told_without_a_time_is_dated_by_when_it_was_told():
         "You started learning the bassoon.")
 
 
+def test_a_time_as_the_subject_comes_after_what_happens_then():
+    """"Tomorrow is my birthday": the day goes after the event, so "When is ...?" is asked."""
+    st = one("Tomorrow is my birthday")
+    assert st.restated == "Your birthday is on June 15, 2023."
+    assert "When is my birthday?" in [q for q, _ in questions_for(st, 8)]
+    assert one("Tonight is choir, 7pm at the church hall").restated == (
+        "Choir is on the night of June 14, 2023, 7pm at the church hall.")
+    # how a day was is not an event of that day: no "Awful was on June 13"
+    assert not any(s.restated.startswith("Awful") for s in stmts("Yesterday was awful"))
+
+
+def test_questions_ask_about_the_main_clause_and_a_date_whole():
+    st = one("I've worked at the county archive for 9 years, which feels strange to say.")
+    qs = [q for q, _ in questions_for(st, 12)]
+    assert "How long have I worked at the county archive?" in qs
+    assert not any("feels strange" in q and q.startswith(("How long", "Where")) for q in qs)
+    st = one("My first shift at the new hospital is on July 3, 2023.")
+    assert not any(re.search(r"July 3, what|on what, 2023", q) for q, _ in
+                   questions_for(st, 12))
+
+
 def test_a_fronted_adverbial_is_not_a_sentence_of_its_own():
     assert [s.restated for s in stmts("Back in March I ran my first half marathon")] == [
         "Back in March you ran your first half marathon."]

@@ -1854,6 +1854,9 @@ _MONTH_DAY = re.compile(
     r"\b(next|this) month,?\s+on the (\d{1,2})(?:st|nd|rd|th)\b", re.I)
 
 
+_SUBJECT_TIME = re.compile(r"\s*(?:is|was|will be|'s)\b", re.I)
+
+
 def resolve_times(sentence: str, when: datetime | date | None) -> str:
     """Replace relative time expressions with absolute dates as of ``when``.
 
@@ -1889,10 +1892,34 @@ def resolve_times(sentence: str, when: datetime | date | None) -> str:
         except ValueError:
             return m.group(0)
 
-    out = _COUNTED_FROM_NOW.sub(counted, sentence)
+    out = _time_subject(sentence, today) or sentence
+    out = _COUNTED_FROM_NOW.sub(counted, out)
     out = _MONTH_DAY.sub(month_day, out)
     out = _RELATIVE_RE.sub(repl, out)
     return re.sub(r"\s{2,}", " ", out)
+
+
+_SUBJECT_TIME = re.compile(r"\s*(?P<verb>is|was|will be|'s)\s+(?P<what>[^,;.!?]+)(?P<tail>.*)$",
+                           re.I)
+_DETERMINERS = _words("my our the a an his her their")
+
+
+def _time_subject(sentence: str, today: date) -> str | None:
+    """A time as the subject ("Tomorrow is my birthday", "Tonight is pottery, 7pm") put after
+    what happens then ("My birthday is on June 11, 2025"), so "When is my birthday?" can be
+    asked; None when the sentence does not start that way or says how the time was
+    ("Yesterday was awful")."""
+    m = _RELATIVE_RE.match(sentence.strip())
+    rest = _SUBJECT_TIME.match(sentence.strip()[m.end():]) if m else None
+    if rest is None:
+        return None
+    what = rest["what"].strip()
+    first = what.split()[0].lower()
+    if first not in _DETERMINERS and ("ADJ" in _lemmas(first) or first in _EMOTIONS):
+        return None
+    prep, phrase = _relative(m, today)
+    verb = "is" if rest["verb"] == "'s" else rest["verb"].lower()
+    return f"{what[:1].upper()}{what[1:]} {verb} {prep or 'on'} {phrase}{rest['tail']}"
 
 
 # ============================================================================================
@@ -3106,7 +3133,9 @@ def _render(parts: list[Part], target: Part | None, keep: bool, vp: Part | None,
                 out += [_join(q.toks) for q in p.sub.parts if q.kind in _ADJUNCTS and
                         q.kind != "clause"]
             continue
-        if not keep and p.kind in _ADJUNCTS or p.kind == "clause" and p.prep == ",":
+        if not keep and p.kind in _ADJUNCTS or p.kind == "clause":
+            # a question asks about the main clause: "How long have I been a cataloguer at the
+            # library?", not "... which feels mad when I say it?" (the clause is asked alone)
             continue
         if not keep and p.kind == "pp" and target is not None and target.kind != "pp" and \
                 p.prep not in ("to", "of", "about", "as", "with", "for", "in", "on", "at",
@@ -3495,13 +3524,23 @@ def _topic_questions(cl: Clause | None, st: Statement, toks: list[Tok]) -> list[
     return [q if q.endswith((".", "?")) else q + "?" for q in qs]
 
 
+_DATE_TEXT = re.compile(
+    rf"\b(?:{'|'.join(m.capitalize() for m in _MONTH_LOW if len(m) > 3)})"
+    r"(?:\s+\d{1,2}(?:st|nd|rd|th)?)?(?:,?\s+(?:19|20)\d\d)?\b")
+
+
 def _insitu(st: Statement) -> list[str]:
     """The first-person sentence with one content word asked for in place ("I live in what?")."""
-    toks = _tokenize(st.first_person)
     qs = []
+    date = _DATE_TEXT.search(st.first_person)
+    if date:  # a date is asked whole: "... is on what date?", never "June 10, what?"
+        qs.append(_finish([st.first_person[:date.start()], "what date",
+                           st.first_person[date.end():]]))
+    in_date = set(date.group(0).replace(",", " ").lower().split()) if date else set()
+    toks = _tokenize(st.first_person)
     for i in range(len(toks) - 1, -1, -1):
         t = toks[i]
-        if t.tag in ("NOUN", "PROPN", "NUM") and t.low not in _META:
+        if t.tag in ("NOUN", "PROPN", "NUM") and t.low not in _META and t.low not in in_date:
             wh = "who" if t.low in _PERSON_NOUNS else "what"
             j = i
             while j > 0 and toks[j - 1].tag in ("DET", "ADJ", "NUM", "PROPN", "NOUN", "POSS"):
