@@ -81,6 +81,9 @@ class SleepConfig:
     replay_scored: int = 0
     deep_every: int = 5  # dreaming every k-th cycle
     tau: float = 0.9  # accept when post >= tau * pre on the validation set
+    # ... and post >= tau_base * the base model's score: a floor that does not move down
+    # with each accepted cycle (tau alone allows 0.9^n after n cycles); 0: the paper's rule
+    tau_base: float = 0.0
     # when general ability fell below tau, validate the same update scaled by
     # gate_retry_scale, then its square, ... (gate_retries times; 0: reject at once)
     gate_retries: int = 2
@@ -190,6 +193,7 @@ class Config:
 # Replay puts the most forgotten of 128 scored facts first: over 12 nights of a REALTALK
 # speaker, 3 questions once recalled were missed at the end instead of 6 (README, "Forgetting").
 _SMOLLM2_135M = {"sleep": {"phrasings_per_fact": 4, "anchor_pairs": 32, "anchor_ratio": 0.5,
+                           "tau_base": 0.95,
                            "train_examples_per_turn": 16, "max_train_examples": 1500,
                            "replay_scored": 128, "lora": {"layers": 12},
                            "train": {"learning_rate": 3e-4, "epochs": 2, "batch_size": 4}}}
@@ -239,6 +243,7 @@ _ENV = {
     "SLEEPBOT_LORA_RANK": ("sleep.lora.rank", int),
     "SLEEPBOT_LORA_LAYERS": ("sleep.lora.layers", int),
     "SLEEPBOT_TAU": ("sleep.tau", float),
+    "SLEEPBOT_TAU_BASE": ("sleep.tau_base", float),
     "SLEEPBOT_GATE_RETRIES": ("sleep.gate_retries", int),
     "SLEEPBOT_IDLE_MINUTES": ("sleep.idle_minutes", float),
     "SLEEPBOT_NIGHTLY_TIME": ("sleep.nightly_time", str),
@@ -426,6 +431,7 @@ _RULES: dict[str, Any] = {
     "sleep.replay_scored": _range(0),
     "sleep.deep_every": _range(0),
     "sleep.tau": _range(0, 1),
+    "sleep.tau_base": _range(0, 1),
     "sleep.gate_retries": _range(0, 10),
     "sleep.gate_retry_scale": _range(0, 1, low_open=True, high_open=True),
     "sleep.phrasings_per_fact": _range(1),

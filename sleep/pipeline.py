@@ -395,6 +395,13 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
         general_pre = await runtime.run(_score_general, user_id, checkpoint,
                                         priority=BACKGROUND)
         cc.general_scores[pre_key] = general_pre
+    general_base = None
+    if cfg.tau_base:  # the floor's reference: the base model, scored once per process
+        base_key = checkpoints.weights_key(None)
+        general_base = general_pre if checkpoint is None else cc.general_scores.get(base_key)
+        if general_base is None:
+            general_base = await runtime.run(_score_general, None, None, priority=BACKGROUND)
+        cc.general_scores[base_key] = general_base
     fact_pre = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
                                  priority=BACKGROUND)
 
@@ -425,9 +432,11 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
         fact_post = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
                                       candidate, priority=BACKGROUND)
         verdict = validation.gate(general_pre, general_post, cfg.tau,
-                                  fact_pre if not math.isnan(fact_pre) else None, fact_post)
+                                  fact_pre if not math.isnan(fact_pre) else None, fact_post,
+                                  general_base, cfg.tau_base)
         if (verdict.accepted or tries >= cfg.gate_retries
-                or not general_post < cfg.tau * general_pre):
+                or not (general_post < cfg.tau * general_pre or validation.below_base(
+                    general_post, general_base, cfg.tau_base))):
             break
         tries += 1
         scale = cfg.gate_retry_scale ** tries
@@ -438,6 +447,7 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
     report.validation = asdict(verdict) | {"tau": cfg.tau, "scale": round(scale, 4)}
     _stage(report, "validation", t, progress, accepted=verdict.accepted, reason=verdict.reason,
            general_pre=round(general_pre, 4), general_post=round(general_post, 4),
+           general_base=None if general_base is None else round(general_base, 4),
            fact_loss_pre=round(fact_pre, 4), fact_loss_post=round(fact_post, 4),
            scale=round(scale, 4))
     if not verdict.accepted:

@@ -149,9 +149,16 @@ def pair_losses_steps(ctx: ModelContext, system_prompt: str, pairs: list[QAPair]
     return [-x for x in scores]
 
 
+def below_base(general_post: float, general_base: float | None, tau_base: float) -> bool:
+    """Whether the score is under the floor set by the base model's (never with no floor)."""
+    return bool(tau_base) and general_base is not None and general_post < tau_base * general_base
+
+
 def gate(general_pre: float, general_post: float, tau: float,
-         fact_pre: float | None, fact_post: float | None) -> GateResult:
-    """Accept only when general ability held and (if facts were trained) memory improved."""
+         fact_pre: float | None, fact_post: float | None,
+         general_base: float | None = None, tau_base: float = 0.0) -> GateResult:
+    """Accept only when general ability held (against the user's current weights, and with
+    ``tau_base`` against the base model's) and (if facts were trained) memory improved."""
     def result(ok: bool, why: str) -> GateResult:
         return GateResult(ok, general_pre, general_post, fact_pre, fact_post, why)
 
@@ -160,6 +167,9 @@ def gate(general_pre: float, general_post: float, tau: float,
     if general_post < tau * general_pre:
         return result(False, f"general ability fell: {general_post:.3f} < {tau} × "
                              f"{general_pre:.3f}")
+    if below_base(general_post, general_base, tau_base):
+        return result(False, f"general ability fell below the base model's: "
+                             f"{general_post:.3f} < {tau_base} × {general_base:.3f}")
     if fact_pre is not None:
         if fact_post is None or not (math.isfinite(fact_pre) and math.isfinite(fact_post)):
             return result(False, "fact recall could not be scored")

@@ -289,6 +289,33 @@ def test_gate_boundary_is_post_equal_tau_times_pre():
     assert validation.gate(pre, 1.0, tau, None, None).accepted
 
 
+def test_base_floor_gate():
+    """tau_base: a floor at the base model's score that accepted cycles cannot walk down."""
+    assert validation.gate(0.9, 0.9, 0.9, None, None, 1.0, 0.9).accepted
+    held = validation.gate(0.9, 0.85, 0.9, None, None, 1.0, 0.9)  # 0.85 ≥ 0.9 × 0.9, < 0.9
+    assert not held.accepted and "below the base model's" in held.reason
+    assert validation.gate(0.9, 0.85, 0.9, None, None, 1.0, 0.0).accepted  # off: paper's rule
+    assert validation.gate(0.9, 0.85, 0.9, None, None, None, 0.9).accepted  # no reference
+
+
+@pytest.mark.asyncio
+async def test_the_base_floor_is_scored_once_and_gates_later_cycles(cfg):
+    async with open_engine(cfg) as engine:
+        await _say(engine, "alice", FACTS_A)
+        cfg.sleep.tau_base = 0.01
+        first = await run_cycle(engine.cycle_context("alice"))
+        assert first.status == "accepted"
+        v1 = first.stages["validation"]
+        assert v1["general_base"] == v1["general_pre"]  # the first cycle starts from the base
+        await _say(engine, "alice", FACTS_B)
+        cfg.sleep.tau_base = 10.0  # no update keeps 10× the base model's score
+        second = await run_cycle(engine.cycle_context("alice"))
+        assert second.status == "rejected" and "below the base model's" in second.reason
+        v2 = second.stages["validation"]
+        assert v2["general_base"] == v1["general_base"]  # cached: not the user's weights
+        assert v2["scale"] < 1  # smaller steps of the update were validated first
+
+
 def test_fact_gate_needs_a_strictly_lower_answer_loss():
     assert validation.gate(0.5, 0.5, 0.9, 2.0, 1.9).accepted
     assert not validation.gate(0.5, 0.5, 0.9, 2.0, 2.0).accepted
