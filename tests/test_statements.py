@@ -287,6 +287,18 @@ def test_a_fronted_adverbial_is_not_a_sentence_of_its_own():
     assert split_sentences("went home early i was tired") == ["went home early", "i was tired"]
 
 
+def test_chat_without_its_subject_or_spelling():
+    """A past verb and its object ("broke my ankle"), a favourite without "my", "lil", "last
+    yr", a trailing "so", and a lowercase name after a relative, which "he" then points to."""
+    assert one("broke my ankle climbing last yr").restated == (
+        "You broke your ankle climbing in 2022.")
+    assert one("fav drink is oat flat white").restated == "Your favourite drink is oat flat white."
+    got = stmts("my lil sister maeve is learning the harp", "shes 9 so")
+    assert got[0].restated == "Your little sister maeve is learning the harp."
+    assert got[1].restated == "Your little sister maeve is 9."
+    assert "lil Wayne" in one("I listen to a lot of lil Wayne").restated  # a name, kept
+
+
 def test_subject_dropped_in_chat():
     assert one("love bouldering").restated == "You love bouldering."
     assert stmts("we're moving to Lisbon soon!!! so excited")[-1].restated == "You're excited."

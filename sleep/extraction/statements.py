@@ -397,7 +397,7 @@ _DISCOURSE = re.compile(
 )
 _TRAILING = re.compile(
     r"(?:[\s,]+(?:lol|lmao|haha\w*|hehe\w*|tbh|ngl|btw|honestly|xd|:\)|:d|:p|;\)|<3|!+|"
-    r"no joke|for real|fr|jk|lmfao|rofl|x+|tho|though lol))+\s*$",
+    r"no joke|for real|fr|jk|lmfao|rofl|x+|tho|though lol|so|but|and|or))+\s*$",
     re.I,
 )
 _CORRECTION = re.compile(
@@ -448,6 +448,8 @@ _CHAT_ABBREV = {"w": "with", "w/": "with", "r": "are", "b4": "before", "rn": "ri
 _ABBREV_RE = re.compile(
     r"(?<![\w'/])(?:w/o|w/|y/o|w|r|b4|rn|bc|cuz|coz|ppl|bday|gf|bf|bro|sis|uni|yrs|yo|hubby|fav|"
     r"fave|abt|bout|thru|tho|esp|prob)(?![\w'/])(?=\s+\S)", re.I)
+# "yr" is "year" after a count or last/this/next ("last yr", "2nd yr"); else often "your"
+_YEAR_ABBREV = re.compile(r"\b(last|this|next|a|per|every|\d+(?:st|nd|rd|th)?)\s+yrs?\b", re.I)
 _DISCOURSE_WORDS = _words("so hey hi yes no oh ah um uh hmm omg wow lol ok yeah nice cool "
                           "please")
 _ABBREV = _words("dr mr mrs ms st jr sr prof mt vs etc e.g i.e approx no dept inc ltd co ave "
@@ -477,7 +479,9 @@ def clean_text(text: str) -> str:
     text = re.sub(r"\b[^\W\d_]*([^\W\d_])\1{2,}[^\W\d_]*\b", _unelongate, text)
     text = _ABBREV_RE.sub(lambda m: _CHAT_ABBREV[m.group().lower().rstrip("/")] if m.group()[
         0].islower() or m.group().lower() != m.group() else m.group(), text)
-    return text
+    text = re.sub(r"\blil(?=\s+[a-z])", "little", text)  # not "lil Wayne"
+    return _YEAR_ABBREV.sub(lambda m: f"{m.group(1)} year" + (
+        "s" if m.group().lower().endswith("s") else ""), text)
 
 
 def _split_punct(text: str) -> list[str]:
@@ -2243,6 +2247,10 @@ def _referents(cl: Clause, subject_name: str) -> list[_Referent]:
                                           "this", "that", "you"):
         names = [t for t in cl.subj if t.tag == "PROPN"]
         heads = [t for t in cl.subj if t.tag == "NOUN"]
+        if len(heads) >= 2 and not _lemmas(heads[-1].low) and (
+                heads[-2].low in _PERSON_NOUNS or "pet" in _CATEGORY.get(heads[-2].low, [])):
+            # lowercase chat: "my little brother ollie" is a brother named ollie
+            names, heads = names + heads[-1:], heads[:-1]
         if not any(t.tag == "POSS_S" for t in cl.subj) or not names:
             head = heads[-1].low if heads else ""
             kind = "pet" if "pet" in _CATEGORY.get(head, []) else (
@@ -2582,6 +2590,21 @@ def _replace_value(old_fp: str, value: str, typed_only: bool = False) -> str | N
     return old_fp[:i] + val + old_fp[i + len(target):]
 
 
+_FAV_FIRST = re.compile(r"^(?:favourite|favorite|fave|fav)\s+[^\W\d_]+(?:\s+[^\W\d_]+)?\s+"
+                        r"(?:is|are|was|were|has to be)\b", re.I)
+_OBJECT_START = _words("my our the a an his her their some")
+
+
+def _verb_then_object(fp: str) -> bool:
+    """A chat sentence without its "I": a past-tense verb and then its object ("broke my
+    wrist", "lost the keys"), which the tagger may read as an adjective ("broke")."""
+    words = fp.split()
+    if len(words) < 3 or words[1].lower() not in _OBJECT_START:
+        return False
+    first = words[0].lower()
+    return bool(_verb_forms(first) & {"VBD"}) and first not in _RUNON_BLOCK
+
+
 def _value_first(sentences: list[str]) -> list[str]:
     """"Three, actually, I always forget Roos" -> "Actually three." and the rest."""
     out: list[str] = []
@@ -2692,6 +2715,12 @@ def statements_from_turns(
                 continue
             fp = _canonical(resolved)
             cl0 = _parse_clause(_tokenize(fp))
+            if _FAV_FIRST.match(fp):  # "fav food is katsu curry": the user's favourite
+                fp = "My " + fp[0].lower() + fp[1:]
+                cl0 = _parse_clause(_tokenize(fp))
+            elif _verb_then_object(fp):  # "broke my wrist skateboarding": "I broke ..."
+                fp = "I " + fp[0].lower() + fp[1:]
+                cl0 = _parse_clause(_tokenize(fp))
             if cl0 is not None and not cl0.subj:
                 # "love bouldering" -> "I love bouldering"; "so excited" -> "I'm so excited"
                 first_word = next((t for t in _tokenize(fp) if t.tag != "ADV"), None)
