@@ -240,6 +240,10 @@ def test_an_apology_is_not_a_correction():
     assert got[0].superseded_by is None
     fixed = stmts("My hamster is Dumpling.", "sorry, Noodle")
     assert fixed[0].superseded_by == 1 and fixed[1].restated == "Your hamster is Noodle."
+    # after an apology, words that are no name or number replace nothing
+    kept = stmts("I'm here with a mug of cocoa on a snowy Monday.",
+                 "Sorry, that's probably a silly question.")
+    assert kept[0].superseded_by is None and "snowy Monday" in kept[0].restated
 
 
 def test_a_past_event_told_without_a_time_is_dated_by_when_it_was_told():
@@ -256,6 +260,8 @@ def test_a_past_event_told_without_a_time_is_dated_by_when_it_was_told():
                        ("I was a lifeguard", "You were a lifeguard."),
                        ("I loved that book", "You loved that book.")]:
         assert one(text).restated == kept
+    assert one("I'm in the last year of a law degree").restated == (
+        "You're in the last year of a law degree.")  # "the last year of" is no date
     assert one("I started learning the bassoon", when=None).restated == (
         "You started learning the bassoon.")
 

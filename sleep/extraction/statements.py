@@ -419,6 +419,7 @@ _CORRECTION_SHORT = re.compile(
     r"(?:(?:no|nope|oops|whoops|sorry|wait|my bad|ugh+)\b\s*[,.!:;\-–—][\s,.!:;\-–—]*)*"
     r"(?=\S)", re.I)
 # "Three, actually, I always forget Roos": a bare value corrected, then a sentence of its own
+_APOLOGY_ONLY = re.compile(r"^\W*(?:(?:oops|whoops|sorry|my bad)\b[\s,.!:;\-–—]*)+$", re.I)
 _VALUE_ACTUALLY = re.compile(
     r"^(?P<value>[^\W_][\w'&.-]*(?:\s+[\w'&.-]+)?)\s*[,;:\-–—]\s*actually\b[\s,.!:;\-–—]*"
     r"(?P<rest>.*)$", re.I)
@@ -1875,6 +1876,8 @@ def resolve_times(sentence: str, when: datetime | date | None) -> str:
         # "our first holiday in two years", "I haven't seen her in years" count time: no date
         if m.group(0).lower().startswith("in ") and _COUNTING.search(sentence[:m.start()]):
             return m.group(0)
+        if re.search(r"\b(?:the|my|our|their)\s+$", sentence[:m.start()], re.I):
+            return m.group(0)  # "the last year of a PhD" is not a date
         prep, phrase = _relative(m, today)
         if not prep or _PREP_BEFORE.search(sentence[:m.start()]):
             return phrase
@@ -2644,7 +2647,7 @@ def _shared_name(old_fp: str, new_fp: str) -> bool:
 
 
 def _corrected(out: list[Statement], live: list[int], turn_of: list[int], turn_no: int,
-               value: str) -> tuple[int, str | None]:
+               value: str, typed_only: bool = False) -> tuple[int, str | None]:
     """Which recent statement a bare corrected value ("Wait, 35.") replaces, and its new first
     person: the latest of this turn's and the previous turn's with a value of the same kind
     (a number for a number, a name for a name), else the latest statement."""
@@ -2654,6 +2657,8 @@ def _corrected(out: list[Statement], live: list[int], turn_of: list[int], turn_n
         fp = _replace_value(out[k].first_person, value, typed_only=True)
         if fp and fp != out[k].first_person:
             return k, fp
+    if typed_only:
+        return live[-1], None
     fp = _replace_value(out[live[-1]].first_person, value)
     return live[-1], fp if fp and fp != out[live[-1]].first_person else None
 
@@ -2682,6 +2687,9 @@ def statements_from_turns(
             correction, pending = pending, False
             m = _CORRECTION.match(raw) or _CORRECTION_SHORT.match(raw)
             body = raw
+            # "sorry, Noodle" corrects a name; "Sorry, that's probably a silly question" does
+            # not replace any old value: after an apology alone, only a value of a known kind
+            apology = bool(m and _APOLOGY_ONLY.match(m.group(0)))
             if m and m.end() < len(raw):
                 body = raw[m.end():]
                 correction = True
@@ -2695,7 +2703,7 @@ def statements_from_turns(
                     _CORRECTION_VALUE.match(body) or not _starts_clause(short.split())
                     and not _names_then_verb(short)):
                 target, fp = _corrected(out, live, turn_of, turn_no,
-                                        resolve_times(short, when))
+                                        resolve_times(short, when), typed_only=apology)
                 if fp:
                     prev = out[target]
                     st, cl = _make_statement(sentence, fp, ids, when, names, "correction")
