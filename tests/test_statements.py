@@ -305,6 +305,21 @@ def test_chat_without_its_subject_or_spelling():
     assert "lil Wayne" in one("I listen to a lot of lil Wayne").restated  # a name, kept
 
 
+def test_she_and_he_point_to_people_mentioned_in_passing():
+    """People named in a sentence that is no statement ("Let's start with my mum.", "Then
+    there's my best mate Tomas.", "Last one: Auntie Rosalind, ...") are who the next "she"
+    or "he" means, within a message or the next; not five messages later."""
+    got = stmts("Let's start with my mum. She's been a nurse in Leeds for ten years.")
+    assert got[-1].restated == "Your mum has been a nurse in Leeds for ten years."
+    got = stmts("Then there's my best mate Tomas. He moved to Cork in 2019.")
+    assert got[-1].restated == "Your best mate moved to Cork in 2019."
+    got = stmts("Last one: Auntie Rosalind, who runs a campsite near Aberystwyth. "
+                "She's outdoors all year round.")
+    assert got[-1].restated == "Rosalind is outdoors all year round."
+    far = stmts("Let's start with my mum.", "ok", "hmm", "She's been a nurse in Leeds.")
+    assert "mum" not in far[-1].restated
+
+
 def test_subject_dropped_in_chat():
     assert one("love bouldering").restated == "You love bouldering."
     assert stmts("we're moving to Lisbon soon!!! so excited")[-1].restated == "You're excited."

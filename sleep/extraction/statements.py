@@ -176,7 +176,8 @@ _PERSON_NOUNS = _words(
     "therapist parents parent grandparents grandson granddaughter grandkids grandchildren "
     "in-laws family people guy girl man woman person bf gf hubby ex sis bro classmate "
     "teammate students student boys girls sons daughters sisters brothers friends cousins "
-    "nieces nephews aunts uncles"
+    "nieces nephews aunts uncles gran grandad granddad mam aunty mate buddy pal landlord "
+    "landlady"
 )
 _PLACE_NOUNS = _words(
     "city town village country house home apartment flat school office garden park beach gym "
@@ -2217,6 +2218,8 @@ _GENDER = {
     "sister": "f", "wife": "f", "mother": "f", "mom": "f", "mum": "f", "daughter": "f",
     "girlfriend": "f", "aunt": "f", "niece": "f", "grandmother": "f", "grandma": "f",
     "granny": "f", "fiancee": "f", "stepmother": "f", "stepdaughter": "f", "gf": "f",
+    "gran": "f", "nan": "f", "nana": "f", "auntie": "f", "aunty": "f", "mam": "f",
+    "grandad": "m", "granddad": "m", "papa": "m",
     "brother": "m", "husband": "m", "father": "m", "dad": "m", "son": "m", "boyfriend": "m",
     "uncle": "m", "nephew": "m", "grandfather": "m", "grandpa": "m", "fiance": "m",
     "stepfather": "m", "stepson": "m", "bf": "m", "hubby": "m",
@@ -2230,6 +2233,7 @@ class _Referent:
     gender: str | None
     name: str = ""
     at: int = 0  # the statement that introduced it
+    turn: int | None = None  # a mention outside any statement: only near its own message
 
 
 def _subj_text(toks: list[Tok]) -> str:
@@ -2283,6 +2287,42 @@ def _referents(cl: Clause, subject_name: str) -> list[_Referent]:
             continue
         refs.append(_Referent(phrase, kind, _GENDER.get(head), name))
     return refs
+
+
+_TITLED = re.compile(r"\b(Auntie|Aunty|Aunt|Uncle|Grandma|Grandpa|Granny|Nana|Mr|Mrs|Ms|Miss)"
+                     r"\.?\s+([A-Z][a-z]+)")
+_TITLE_GENDER = {"uncle": "m", "grandpa": "m", "mr": "m"}
+
+
+def _mentions(text: str, at: int, turn: int | None = None) -> list[_Referent]:
+    """People a sentence mentions, found by their words alone ("my best mate Lorcan", "my
+    mum", "Auntie Rosalind"), for a sentence the clause analysis did not take apart."""
+    found: list[tuple[int, _Referent]] = []
+    words = [(m.start(), m.group()) for m in re.finditer(r"[\w'-]+|,", text)]
+    for i, (pos, w) in enumerate(words):
+        if w.lower() not in ("my", "our"):
+            continue
+        for k in range(1, 4):  # "my mum", "my best mate", "my little brother"
+            if i + k >= len(words) or words[i + k][1] == ",":
+                break
+            head = words[i + k][1].lower()
+            if head.endswith("'s"):
+                break  # "my sister's husband": the husband is not "my sister"
+            if head in _PERSON_NOUNS and not (head.endswith("s") and head[:-1] in _PERSON_NOUNS):
+                rest = [x for _, x in words[i + k + 1:i + k + 4]]
+                rest = rest[1:] if rest[:1] == [","] else rest
+                name = " ".join(x for x in rest[:2] if x[:1].isupper() and x != "I")
+                name = name if rest[:1] and rest[0][:1].isupper() else ""
+                phrase = " ".join(x for _, x in words[i:i + k + 1])
+                found.append((pos, _Referent("my " + phrase.split(" ", 1)[1], "person",
+                                             _GENDER.get(head), name, at, turn)))
+                break
+    for m in _TITLED.finditer(text):
+        title = m.group(1).lower()
+        phrase = f"{m.group(1)} {m.group(2)}"
+        found.append((m.start(), _Referent(phrase, "person", _TITLE_GENDER.get(title, "f"),
+                                           m.group(2), at, turn)))
+    return [r for _, r in sorted(found, key=lambda x: x[0])]
 
 
 _THE_ONE = re.compile(r"^(?:the|my|our) (current|new|old|other|latest|previous|first|second) "
@@ -2717,9 +2757,11 @@ def statements_from_turns(
             # people and pets are talked about across messages; a thing only right after it
             # was named ("finally got a new bike" ... "its called tapioca moon" is the café)
             resolved, ref = _resolve_pronouns(
-                body, [r for r in refs if r.kind != "thing" or r.at >= len(out) - 1])
+                body, [r for r in refs if (r.kind != "thing" or r.at >= len(out) - 1)
+                       and (r.turn is None or r.turn >= turn_no - 1)])
             ok, reason = judge_disclosure(resolved)
-            if not ok:
+            if not ok:  # "Let's start with my mum." says nothing, but "she" is her next
+                refs = (refs + _mentions(resolved, len(out), turn_no))[-6:]
                 continue
             fp = _canonical(resolved)
             cl0 = _parse_clause(_tokenize(fp))
@@ -2745,7 +2787,13 @@ def statements_from_turns(
                 new_refs = _referents(cl, st.subject)
                 for r in new_refs:
                     r.at = len(out)
+                if not any(r.kind == "person" for r in new_refs):
+                    # "Then there's my best mate Lorcan.": a person the parse did not keep
+                    new_refs += [r for r in _mentions(fp, len(out), turn_no)
+                                 if r.phrase not in {x.phrase for x in new_refs}]
                 refs = (refs + new_refs)[-6:] if new_refs else refs
+            else:  # a fragment: "Last one: Auntie Rosalind, who runs a campsite"
+                refs = (refs + _mentions(fp, len(out), turn_no))[-6:]
             idx = len(out)
             replaced = supersede([out[k] for k in live], [st]).get(0, [])
             replaced = [live[k] for k in replaced]
