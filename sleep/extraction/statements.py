@@ -374,15 +374,7 @@ _REQUEST = re.compile(
     r"imagine\b|pretend\b|say\b|repeat\b|answer\b|ask me\b|calculate\b|compute\b|define\b|"
     r"what if\b|i (?:want|need|would like|'d like) you to\b|i'?d like to (?:ask|know)\b|"
     r"i (?:have|got) a question\b|i (?:want|wanted) to ask\b|i was wondering\b|i wonder\b|"
-    r"do me a favou?r\b|"
-    # talk about the conversation itself: "Let me introduce myself", "I have to admit
-    # something", "I need help with presents", "I'd better go"
-    r"let me (?:introduce|tell|explain|ask|say|think|start|begin|share|check|see|vent|rant)\b|"
-    r"i (?:have|need|want) to (?:admit|confess|vent|rant|tell you|ask you)"
-    r"(?: (?:something|this)(?: [a-z]+){0,2})?\W*$|"
-    r"i (?:need|want|could use) (?:some )?(?:help|advice|ideas|tips)(?: with| on|\W*$)|"
-    r"i(?:'d| had)? (?:better|gotta|got to|have to|need to|must) (?:go|run|head off|sign off)"
-    r"\b(?!\s+to\b))",
+    r"do me a favou?r\b)",
     re.I,
 )
 _QUESTION_START = re.compile(
