@@ -137,24 +137,23 @@ def _score_general(ctx: ModelContext, user_id, checkpoint, overrides=None
         ctx.use_user(user_id, checkpoint)
 
 
-def _score_facts(ctx: ModelContext, user_id, checkpoint, system_prompt: str,
-                 pairs: list[QAPair], overrides=None) -> validation.Steps:
-    """Generator job: mean answer loss of the probe pairs, a few per step."""
+def _pair_losses(ctx: ModelContext, user_id, checkpoint, system_prompt: str,
+                 pairs: list[QAPair], overrides=None) -> Generator[int, None, list[float]]:
+    """Generator job: each pair's answer loss (on the user's weights, or ``overrides``)."""
     try:
-        return (yield from validation.answer_loss_steps(
+        return (yield from validation.pair_losses_steps(
             ctx, system_prompt, pairs, _weights(ctx, user_id, checkpoint, overrides)))
     finally:
         ctx.use_user(user_id, checkpoint)
 
 
-def _pair_losses(ctx: ModelContext, user_id, checkpoint, system_prompt: str,
-                 pairs: list[QAPair]) -> Generator[int, None, list[float]]:
-    """Generator job: each pair's answer loss on the user's current weights."""
-    try:
-        return (yield from validation.pair_losses_steps(
-            ctx, system_prompt, pairs, _weights(ctx, user_id, checkpoint, None)))
-    finally:
-        ctx.use_user(user_id, checkpoint)
+def _score_facts(ctx: ModelContext, user_id, checkpoint, system_prompt: str,
+                 pairs: list[QAPair], overrides=None) -> validation.Steps:
+    """Generator job: mean answer loss of the probe pairs (NaN for none), a few per step."""
+    if not pairs:
+        return math.nan
+    losses = yield from _pair_losses(ctx, user_id, checkpoint, system_prompt, pairs, overrides)
+    return sum(losses) / len(losses)
 
 
 PROBE_LIMIT = 128  # the memory gate's mean answer loss needs a sample, not every fact
@@ -397,11 +396,11 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
         cc.general_scores[pre_key] = general_pre
     general_base = None
     if cfg.tau_base:  # the floor's reference: the base model, scored once per process
-        base_key = checkpoints.weights_key(None)
-        general_base = general_pre if checkpoint is None else cc.general_scores.get(base_key)
-        if general_base is None:
-            general_base = await runtime.run(_score_general, None, None, priority=BACKGROUND)
-        cc.general_scores[base_key] = general_base
+        base_key = checkpoints.weights_key(None)  # the pre key too, before a first cycle
+        if base_key not in cc.general_scores:
+            cc.general_scores[base_key] = await runtime.run(_score_general, None, None,
+                                                            priority=BACKGROUND)
+        general_base = cc.general_scores[base_key]
     fact_pre = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
                                  priority=BACKGROUND)
 

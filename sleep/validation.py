@@ -127,20 +127,11 @@ def _mc_pick(items: list[MCItem], owners: list[int], scores: list[float]) -> flo
     return correct / len(items)
 
 
-def answer_loss_steps(ctx: ModelContext, system_prompt: str, pairs: list[QAPair],
-                      prepare: Callable[[], None] | None = None) -> Steps:
-    """Generator job: mean per-token loss of each pair's answer given its question (chat
-    format), a few pairs per step (see :func:`runtime.scoring.sequence_scores_steps`)."""
-    if not pairs:
-        return math.nan
-    losses = yield from pair_losses_steps(ctx, system_prompt, pairs, prepare)
-    return sum(losses) / len(losses)
-
-
 def pair_losses_steps(ctx: ModelContext, system_prompt: str, pairs: list[QAPair],
                       prepare: Callable[[], None] | None = None
                       ) -> Generator[int, None, list[float]]:
-    """Generator job: each pair's mean per-token answer loss given its question."""
+    """Generator job: each pair's mean per-token answer loss given its question (chat
+    format), a few pairs per step (see :func:`runtime.scoring.sequence_scores_steps`)."""
     from sleep.training import build_example
 
     examples = [build_example(ctx.tokenizer, system_prompt, p, 256) for p in pairs]

@@ -1860,9 +1860,6 @@ _MONTH_DAY = re.compile(
     r"\b(next|this) month,?\s+on the (\d{1,2})(?:st|nd|rd|th)\b", re.I)
 
 
-_SUBJECT_TIME = re.compile(r"\s*(?:is|was|will be|'s)\b", re.I)
-
-
 def resolve_times(sentence: str, when: datetime | date | None) -> str:
     """Replace relative time expressions with absolute dates as of ``when``.
 
