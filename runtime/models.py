@@ -7,6 +7,7 @@ such as ``mlx-community/Llama-3.2-3B-Instruct-4bit`` (needs the hub, or a warm H
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import logging
@@ -53,14 +54,25 @@ def bundled_gguf() -> Path:
     return path
 
 
+def _imported(target: Path) -> bool:
+    return (target / "config.json").is_file() and (target / "model.safetensors").is_file()
+
+
 def _import_gguf(gguf: Path, target: Path) -> Path:
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if _imported(target):
         return target
-    log.info("importing %s into %s", gguf, target)
-    try:
-        return convert_gguf(gguf, target)
-    except GGUFImportError as exc:
-        raise ModelError(str(exc)) from exc
+    # Processes that start together (workers, a sweep's runs) would each convert and replace
+    # the folder under the others; a lock beside it lets the first convert and the rest wait.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _imported(target):
+            return target
+        log.info("importing %s into %s", gguf, target)
+        try:
+            return convert_gguf(gguf, target)
+        except GGUFImportError as exc:
+            raise ModelError(str(exc)) from exc
 
 
 def resolve_model(spec: str, models_dir: Path) -> Path:

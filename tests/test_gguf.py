@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import mlx.core as mx
@@ -177,6 +179,26 @@ def test_import_replaces_an_existing_output_dir(tmp_path, bundled_meta):
     convert_gguf(src, out)
     assert not (out / "stale.txt").exists()
     assert (out / "model.safetensors").is_file()
+
+
+def test_processes_started_together_import_once(tmp_path, bundled_meta):
+    """Workers that start at once on a fresh data folder: one imports, the others wait for it
+    and load the same folder (they used to replace it under each other and crash)."""
+    src = write_gguf(tmp_path / "shared.gguf", tiny_llama(True), bundled_meta, "F16")
+    models = tmp_path / "models"
+    code = ("import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout)\n"
+            "from pathlib import Path; from runtime.models import resolve_model\n"
+            f"print('at', resolve_model({str(src)!r}, Path({str(models)!r})))")
+    root = Path(__file__).resolve().parents[1]
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=root, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert sum("importing" in o for o in outs) == 1, outs
+    assert all(f"at {models / 'shared'}" in o for o in outs)
+    assert sorted(p.name for p in (models / "shared").iterdir()) == [
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
 
 
 @pytest.mark.parametrize("value,name", [(17, "Q5_K_M"), (32, "BF16")])
