@@ -254,6 +254,10 @@ def test_a_past_event_told_without_a_time_is_dated_by_when_it_was_told():
     assert "When did I start learning the bassoon?" in [q for q, _ in questions_for(dated, 40)]
     assert one("I've sold the caravan").restated == "You've sold the caravan, as of June 14, 2023."
     assert one("my cousin got engaged").restated == "Your cousin got engaged on June 14, 2023."
+    # a chatty "yea" / "ya" in front is dropped first, so the event is still dated
+    for yes in ("Yea", "yeh", "Ya", "yah,"):
+        assert one(f"{yes} I just finished the audiobook").restated == (
+            "You just finished the audiobook on June 14, 2023.")
     for text, kept in [("I live near the old mill", "You live near the old mill."),
                        ("I usually swim before work", "You usually swim before work."),
                        ("I moved to Tallinn in 2019", "You moved to Tallinn in 2019."),

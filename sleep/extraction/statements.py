@@ -387,8 +387,8 @@ _QUESTION_START = re.compile(
 )
 # Leading words that carry no content ("so", "btw", "fun fact:", "guess what,") and are dropped.
 _DISCOURSE = re.compile(
-    r"^(?:(?:so|well|oh|ah|um+|uh+|hmm+|ok(?:ay)?|yeah|yes|yep|yup|no|nope|nah|also|and|but|"
-    r"btw|by the way|anyway|anyways|honestly|tbh|to be honest|fun fact|fyi|guess what|"
+    r"^(?:(?:so|well|oh|ah|um+|uh+|hmm+|ok(?:ay)?|yeah|yea|yeh|yah|ya|yes|yep|yup|no|nope|nah|"
+    r"also|and|but|btw|by the way|anyway|anyways|honestly|tbh|to be honest|fun fact|fyi|guess what|"
     r"plus|lol|lmao|haha\w*|hehe\w*|omg|wow|hey|hi|hello|heya|thanks|thank you|ty|cool|nice|"
     r"great|sure|right|ngl|idk|you know|i mean|oh yeah|speaking of which|as i said|"
     r"as i mentioned|like i said|in fact|basically|apparently|alright|true|funny enough|"
