@@ -65,6 +65,9 @@ class TrainConfig:
     # cosine decay to a tenth of the rate, so a short cycle can take a larger first step
     lr_schedule: str = "constant"
     warmup: float = 0.0
+    # loss weight of the answer tokens that hold a fact (content words the question does not
+    # contain) in fact and replay pairs; 1: every answer token weighs the same (the paper's)
+    salient_weight: float = 1.0
     # mx.compile the training step: "auto" does on CUDA (launch-bound; README, "Linux with an
     # NVIDIA GPU"), not on the CPU, where it measured no gain
     compile: str = "auto"
@@ -235,6 +238,7 @@ _ENV = {
     "SLEEPBOT_EPOCHS": ("sleep.train.epochs", int),
     "SLEEPBOT_BATCH_SIZE": ("sleep.train.batch_size", int),
     "SLEEPBOT_LR_SCHEDULE": ("sleep.train.lr_schedule", str),
+    "SLEEPBOT_SALIENT_WEIGHT": ("sleep.train.salient_weight", float),
     "SLEEPBOT_ANCHOR_PAIRS": ("sleep.anchor_pairs", int),
     "SLEEPBOT_REPLAY_SCORED": ("sleep.replay_scored", int),
     "SLEEPBOT_PHRASINGS_PER_FACT": ("sleep.phrasings_per_fact", int),
@@ -450,6 +454,7 @@ _RULES: dict[str, Any] = {
     "sleep.train.grad_clip": _range(0),
     "sleep.train.lr_schedule": _one_of(("constant", "cosine")),
     "sleep.train.warmup": _range(0, 1),
+    "sleep.train.salient_weight": _range(0, low_open=True),
     "discord.rate_limit_messages": _range(1),
     "discord.rate_limit_seconds": _range(0, low_open=True),
     "discord.edit_interval": _range(0, low_open=True),

@@ -385,7 +385,9 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
     dataset = dedupe_pairs(new_pairs + replay_pairs + dreams + identity
                            + anchor_pairs(anchor_count(cfg, len(new_pairs))))
     tok = runtime.loaded.tokenizer
-    examples = [build_example(tok, system_prompt, p, cfg.train.max_seq_len) for p in dataset]
+    examples = [build_example(tok, system_prompt, p, cfg.train.max_seq_len,
+                              cfg.train.salient_weight if p.kind in ("fact", "replay") else 1.0)
+                for p in dataset]
     report.examples = len(examples)
     probe = _probe_pairs(new_pairs or replay_pairs)
     pre_key = checkpoints.weights_key(checkpoint)

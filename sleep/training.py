@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,8 @@ class TrainExample:
     ids: list[int]
     prompt_len: int  # tokens before the answer; the loss skips them
     source_exchange_ids: list[int] = field(default_factory=list)
+    # the loss weight of each token from prompt_len on (None: all 1); see answer_weights
+    weights: list[float] | None = None
 
 
 @dataclass
@@ -74,8 +78,12 @@ class TrainResult:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
-def build_example(tokenizer, system_prompt: str, pair: QAPair, max_len: int) -> TrainExample:
-    """Token ids for (system, question, answer) with the answer closed by end-of-turn."""
+def build_example(tokenizer, system_prompt: str, pair: QAPair, max_len: int,
+                  salient_weight: float = 1.0) -> TrainExample:
+    """Token ids for (system, question, answer) with the answer closed by end-of-turn.
+
+    With ``salient_weight`` other than 1, the answer's tokens that carry what the question
+    does not already say weigh that much in the loss (:func:`answer_weights`)."""
     head = [
         {"role": "system", "content": system_prompt},
         {"role": "user", "content": pair.question},
@@ -89,8 +97,79 @@ def build_example(tokenizer, system_prompt: str, pair: QAPair, max_len: int) -> 
     # The prompt is encoded alone, as generation will see it; encoding the whole text at once
     # can merge tokens across the boundary (Llama 3's "\n\n" before the answer).
     p_ids = tokenizer.encode(prompt, add_special_tokens=False)
-    ids = p_ids + tokenizer.encode(full[len(prompt):], add_special_tokens=False)
-    return TrainExample(ids[:max_len], len(p_ids), list(pair.source_exchange_ids))
+    suffix = full[len(prompt):]
+    a_ids = tokenizer.encode(suffix, add_special_tokens=False)
+    ids = (p_ids + a_ids)[:max_len]
+    weights = None
+    if salient_weight != 1.0 and len(ids) > len(p_ids):
+        weights = answer_weights(tokenizer, pair.question, pair.answer, suffix, a_ids,
+                                 salient_weight)
+        weights = weights[: len(ids) - len(p_ids)] if weights else None
+    return TrainExample(ids, len(p_ids), list(pair.source_exchange_ids), weights)
+
+
+# Words that carry no fact of their own: restated answers are full of them ("You are ...",
+# "Your ... is ..."), and at equal weight they make up most of an answer's loss.
+_FUNCTION_WORDS = frozenset(
+    """a an the of in on at to for from with and or but so is are was were be been being am
+    i you he she it they we my your yours yourself his her their our me him them this that
+    these those as by its there here very really just also not no yes do does did has have
+    had s t d ll re ve m now then still called named since until into about""".split()
+)
+
+
+def _words(text: str) -> list[tuple[str, int, int]]:
+    """(folded word, start, end) for each run of letters or digits in ``text``."""
+    out = []
+    for m in re.finditer(r"[^\W_]+", text):
+        decomposed = unicodedata.normalize("NFKD", m.group())
+        word = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+        out.append((word, m.start(), m.end()))
+    return out
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def answer_weights(tokenizer, question: str, answer: str, suffix: str, suffix_ids: list[int],
+                   weight: float) -> list[float] | None:
+    """Loss weights of the answer's tokens: ``weight`` for tokens of the words that hold the
+    fact (content words the question does not contain: names, numbers, places, dates), 1 for
+    the rest (the restated frame and the end of turn).
+
+    At equal weight the frame the answer shares with every other answer ("Your ... is")
+    makes up most of its loss, and what a question must retrieve is a token or two. Raising
+    the weight of those tokens is the idea of salient span masking (Guu et al. 2020, REALM;
+    Roberts et al. 2020), applied to the loss here. None when the tokens cannot be mapped
+    back onto the text (then every token weighs the same).
+    """
+    at = suffix.find(answer)
+    if at < 0 or not suffix_ids:
+        return None
+    asked = {w for w, _, _ in _words(question)}
+    asked |= {_stem(w) for w in asked}
+    spans = [(at + s, at + e) for w, s, e in _words(answer)
+             if w not in _FUNCTION_WORDS and w not in asked and _stem(w) not in asked]
+    if not spans:
+        return None
+    # each token's character end, from decoding growing prefixes (byte-level BPE and
+    # SentencePiece alike); a decoding that does not rebuild the text gives up
+    ends, previous = [], 0
+    for k in range(1, len(suffix_ids) + 1):
+        end = len(tokenizer.decode(suffix_ids[:k]))
+        if end < previous:
+            return None
+        ends.append(end)
+        previous = end
+    if tokenizer.decode(suffix_ids) != suffix:
+        return None
+    out, start = [], 0
+    for end in ends:
+        hit = any(s < end and start < e for s, e in spans)
+        out.append(weight if hit else 1.0)
+        start = end
+    return out
 
 
 def lora_target_paths(model: nn.Module, layers: int, keys: list[str] | None) -> list[str]:
@@ -138,7 +217,7 @@ def splits_head(model: nn.Module, ids: list[int]) -> bool:
 
 def _loss(model: nn.Module, inputs: mx.array, targets: mx.array, mask: mx.array,
           start: int = 0, prefix: mx.array | None = None, first: int = 0) -> mx.array:
-    """Mean cross-entropy over the masked (answer) targets.
+    """Mean cross-entropy over the masked (answer) targets, weighted by the mask's values.
 
     Positions before ``start`` have mask 0 and skip the output head when ``start`` > 0 (see
     :func:`splits_head`). With ``prefix`` (1, P), ``inputs`` are the tokens after it: the
@@ -197,8 +276,11 @@ def _batch(examples: list[TrainExample], skip: int = 0, pad_to: int = 1
         pad = width - n
         inputs.append(e.ids[skip:-1] + [0] * pad)
         targets.append(e.ids[skip + 1:] + [0] * pad)
-        # input position t predicts token t+1: answer targets start at prompt_len - 1
-        mask.append([1.0 if skip + t + 1 >= e.prompt_len else 0.0 for t in range(n)]
+        # input position t predicts token t+1: answer targets start at prompt_len - 1; the
+        # mask holds each answer token's loss weight (1 unless the example weighs its tokens)
+        w = e.weights
+        mask.append([(w[skip + t + 1 - e.prompt_len] if w else 1.0)
+                     if skip + t + 1 >= e.prompt_len else 0.0 for t in range(n)]
                     + [0.0] * pad)
     return mx.array(inputs), mx.array(targets), mx.array(mask)
 

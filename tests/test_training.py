@@ -19,6 +19,7 @@ from sleep.training import (
     TrainingDiverged,
     _batch,
     _loss,
+    answer_weights,
     build_example,
     lora_target_paths,
     schedule,
@@ -108,6 +109,49 @@ def test_loss_mask_covers_exactly_the_answer_and_end_of_turn(tiny_runtime):
         assert trained == ex.ids[ex.prompt_len:]  # the answer + <|im_end|> + "\n"
         assert all(t + 1 >= ex.prompt_len for t in on)  # no prompt token is a target
         assert inputs[row, : len(ex.ids) - 1].tolist() == ex.ids[:-1]
+
+
+def test_salient_weight_raises_exactly_the_tokens_the_question_does_not_give(tiny_runtime):
+    tok = tiny_runtime.loaded.tokenizer
+    pair = QAPair("Who is my partner?", "Your partner is Thijs, a baker since 2019.")
+    ex = build_example(tok, SYSTEM, pair, 256, salient_weight=3.0)
+    answer = ex.ids[ex.prompt_len:]
+    assert len(ex.weights) == len(answer)
+    heavy = tok.decode([t for t, w in zip(answer, ex.weights, strict=True) if w == 3.0])
+    light = tok.decode([t for t, w in zip(answer, ex.weights, strict=True) if w == 1.0])
+    # the name, the job and the year weigh 3; the frame the question already holds, the
+    # function words, punctuation and the end of turn weigh 1
+    assert heavy.replace(" ", "") == "Thijsbaker2019"
+    assert "partner" in light and "Your" in light and "<|im_end|>" in light
+    assert set(ex.weights) == {1.0, 3.0}
+    # at weight 1 nothing is stored and the example is the unweighted one
+    plain = build_example(tok, SYSTEM, pair, 256)
+    assert plain.weights is None and plain.ids == ex.ids
+    # an answer the question gives whole has nothing to raise
+    assert answer_weights(tok, "Am I 35?", "You're 35.", "You're 35.",
+                          tok.encode("You're 35.", add_special_tokens=False), 3.0) is None
+
+
+def test_weighted_loss_is_the_weighted_mean_of_token_losses(tiny_runtime):
+    tok = tiny_runtime.loaded.tokenizer
+    examples = [build_example(tok, SYSTEM, p, 256, salient_weight=4.0) for p in PAIRS]
+    inputs, targets, mask = _batch(examples)
+    plain_mask = _batch([build_example(tok, SYSTEM, p, 256) for p in PAIRS])[2]
+
+    def losses(ctx):
+        ctx.use_base()
+        logits = ctx.model(inputs).astype(mx.float32)
+        ce = nn.losses.cross_entropy(logits, targets)
+        want = ((ce * mask).sum() / mask.sum()).item()
+        return _loss(ctx.model, inputs, targets, mask).item(), want, \
+            _loss(ctx.model, inputs, targets, plain_mask).item()
+
+    weighted, want, plain = tiny_runtime.call(losses)
+    assert weighted == pytest.approx(want, rel=1e-5)
+    assert weighted != pytest.approx(plain, rel=1e-3)  # the weights do change the loss
+    # the weighted mask is the plain one with the salient tokens raised, nothing else
+    assert ((mask > 0) == (plain_mask > 0)).all().item()
+    assert mx.max(mask).item() == 4.0
 
 
 def test_skipping_the_head_on_prompt_positions_gives_the_same_loss(tiny_runtime):
