@@ -8,7 +8,8 @@ and a summary per setting: recall, examples trained (pairs × epochs, what a CPU
 retention. Development numbers: the sets are the shipped and held-out ones.
 
     python scripts/formation_sweep.py --grid 8:3:3e-4,4:2:5e-4 --facts sleep/factsets/heldout \
-        [--mc ../shared/data/retention_dev.jsonl --mc-limit 100] [--model DIR] [--config TOML]
+        [--mc ../shared/data/retention_dev.jsonl --mc-offset 100 --mc-limit 100] \
+        [--model DIR] [--config TOML]
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ async def main() -> int:
                     help="a fact set or a folder of them (repeatable)")
     ap.add_argument("--mc", type=Path, default=None)
     ap.add_argument("--mc-limit", type=int, default=100)
+    ap.add_argument("--mc-offset", type=int, default=0,
+                    help="skip the first items (e.g. the ones the defaults were chosen on)")
     ap.add_argument("--model", default=None)
     ap.add_argument("--answers", action="store_true",
                     help="print every question with its answer (and whether it was recalled)")
@@ -86,7 +89,7 @@ async def main() -> int:
     args = ap.parse_args()
     paths = [p for f in args.facts for p in (factset_paths(f) if f.is_dir() else [f])]
     base = load_config(args.config, model=args.model)
-    mc = load_mc_file(args.mc)[: args.mc_limit] if args.mc else None
+    mc = load_mc_file(args.mc)[args.mc_offset: args.mc_offset + args.mc_limit] if args.mc else None
     runtime = model_runtime(base)
     await runtime.astart()
     try:
