@@ -254,6 +254,19 @@ def test_a_past_event_told_without_a_time_is_dated_by_when_it_was_told():
     assert "When did I start learning the bassoon?" in [q for q, _ in questions_for(dated, 40)]
     assert one("I've sold the caravan").restated == "You've sold the caravan, as of June 14, 2023."
     assert one("my cousin got engaged").restated == "Your cousin got engaged on June 14, 2023."
+    # an adverb after the auxiliary, an ongoing activity, and an event under "I think"
+    assert one("I've recently started to annotate my books").restated == (
+        "You've recently started to annotate your books, as of June 14, 2023.")
+    assert one("I've been going to pottery classes").restated == (
+        "You've been going to pottery classes, as of June 14, 2023.")
+    assert one("I think I've caught a cold").restated == (
+        "You think you've caught a cold, as of June 14, 2023.")
+    assert one("I think that I lost my keys").restated == (
+        "You think that you lost your keys on June 14, 2023.")
+    for text, kept in [("I think my sister is right", "You think your sister is right."),
+                       ("I've been living here for 3 years",
+                        "You've been living here for 3 years.")]:
+        assert one(text).restated == kept
     # a chatty "yea" / "ya" in front is dropped first, so the event is still dated
     for yes in ("Yea", "yeh", "Ya", "yah,"):
         assert one(f"{yes} I just finished the audiobook").restated == (

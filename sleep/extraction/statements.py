@@ -2823,6 +2823,9 @@ def statements_from_turns(
 _STATIVE = _words(
     "be have own live love like hate prefer know think believe feel seem want need wish hope "
     "mean belong remember understand work study use keep enjoy miss")
+_HEDGE = _words("think guess believe reckon suppose")
+_AUX_ADVERBS = _words("recently just finally already also actually really lately now even "
+                      "only still since ever totally")
 _DATED = re.compile(rf"\b(?:{'|'.join(m.capitalize() for m in _MONTH_LOW if len(m) > 3)})\b"
                     r"|\b(?:19|20)\d\d\b|\b(?:ago|since|yesterday|today|tonight|tomorrow|"
                     r"when|while|before|after|during|every|usually|always|never|once)\b", re.I)
@@ -2835,11 +2838,29 @@ def _dated_event(fp: str, when: datetime | date | None) -> str:
     they are."""
     if when is None or _DATED.search(fp):
         return fp
-    cl = _parse_clause(_tokenize(fp))
+    toks = _tokenize(fp)
+    cl = _parse_clause(toks)
+    if cl is not None and cl.verb is not None and cl.verb.lemma in _HEDGE and not cl.aux \
+            and cl.subj and cl.subj[0].low in ("i", "we"):
+        # "I think I've caught a cold": the event is the clause after the hedge
+        at = next((i for i, t in enumerate(toks) if t is cl.verb), None)
+        rest = toks[at + 1:] if at is not None else []
+        if rest and rest[0].low == "that":
+            rest = rest[1:]
+        inner = _join(rest)
+        if rest and rest[0].low in ("i", "we", "i've", "we've"):
+            dated = _dated_event(inner, when)
+            return fp.rstrip(".!,;: ") + dated[len(inner.rstrip(".!,;: ")):] \
+                if dated != inner else fp
+        return fp
     if cl is None or cl.copula or cl.verb is None or cl.verb.lemma in _STATIVE:
         return fp
-    perfect = [t.low for t in cl.aux] in (["'ve"], ["have"], ["has"], ["'s"]) and (
-        "VBN" in _verb_forms(cl.verb.low))
+    # "I've recently started ...": adverbs between the auxiliary and the verb do not count
+    aux = [t.low for t in cl.aux if t.low not in _AUX_ADVERBS]
+    perfect = aux in (["'ve"], ["have"], ["has"], ["'s"]) and (
+        "VBN" in _verb_forms(cl.verb.low)) or aux in (
+        ["'ve", "been"], ["have", "been"], ["has", "been"], ["'s", "been"]) and (
+        cl.verb.low.endswith("ing"))
     if not (cl.past and not cl.aux or perfect) or cl.subj and not (
             cl.subj[0].low in ("i", "we") or cl.subj[0].tag in ("POSS", "PROPN")):
         return fp
