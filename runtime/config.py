@@ -68,6 +68,8 @@ class TrainConfig:
     # loss weight of the answer tokens that hold a fact (content words the question does not
     # contain) in fact and replay pairs; 1: every answer token weighs the same (the paper's)
     salient_weight: float = 1.0
+    # LoRA+: the B matrices' rate is this many times the A matrices' (1: one rate for both)
+    lora_plus_ratio: float = 1.0
     # mx.compile the training step: "auto" does on CUDA (launch-bound; README, "Linux with an
     # NVIDIA GPU"), not on the CPU, where it measured no gain
     compile: str = "auto"
@@ -239,6 +241,7 @@ _ENV = {
     "SLEEPBOT_BATCH_SIZE": ("sleep.train.batch_size", int),
     "SLEEPBOT_LR_SCHEDULE": ("sleep.train.lr_schedule", str),
     "SLEEPBOT_SALIENT_WEIGHT": ("sleep.train.salient_weight", float),
+    "SLEEPBOT_LORA_PLUS_RATIO": ("sleep.train.lora_plus_ratio", float),
     "SLEEPBOT_ANCHOR_PAIRS": ("sleep.anchor_pairs", int),
     "SLEEPBOT_REPLAY_SCORED": ("sleep.replay_scored", int),
     "SLEEPBOT_PHRASINGS_PER_FACT": ("sleep.phrasings_per_fact", int),
@@ -455,6 +458,7 @@ _RULES: dict[str, Any] = {
     "sleep.train.lr_schedule": _one_of(("constant", "cosine")),
     "sleep.train.warmup": _range(0, 1),
     "sleep.train.salient_weight": _range(0, low_open=True),
+    "sleep.train.lora_plus_ratio": _range(1),
     "discord.rate_limit_messages": _range(1),
     "discord.rate_limit_seconds": _range(0, low_open=True),
     "discord.edit_interval": _range(0, low_open=True),

@@ -402,6 +402,19 @@ def learning_rate(train: TrainConfig, n_steps: int) -> float | Callable[[mx.arra
                                 [warm])
 
 
+def make_optimizer(train: TrainConfig, n_steps: int) -> optim.Optimizer:
+    """Adam at the configured rate; with ``lora_plus_ratio`` > 1 the adapters' B matrices
+    step that many times faster than their A matrices (LoRA+, Hayou et al. 2024: with one
+    rate for both, B, which starts at zero, learns too slowly for the width)."""
+    rate = learning_rate(train, n_steps)
+    ratio = train.lora_plus_ratio
+    if ratio == 1:
+        return optim.Adam(learning_rate=rate)
+    fast = (lambda step: ratio * rate(step)) if callable(rate) else ratio * rate
+    return optim.MultiOptimizer([optim.Adam(learning_rate=fast), optim.Adam(learning_rate=rate)],
+                                [lambda path, _: path.endswith("lora_b")])
+
+
 def train_lora(
     ctx: ModelContext,
     user_id: str,
@@ -427,7 +440,7 @@ def train_lora(
     ctx.use(state)
     n_params = sum(v.size for _, v in tree_flatten(ctx.model.trainable_parameters()))
     batches = schedule(len(examples), train, seed)
-    optimizer = optim.Adam(learning_rate=learning_rate(train, len(batches)))
+    optimizer = make_optimizer(train, len(batches))
     compiled = compiles(train, ctx.device)
     step_fn = make_step(ctx.model, optimizer, train.grad_clip, compiled)
     pad_to, round_start = (COMPILE_PAD, COMPILE_START) if compiled else (1, 1)

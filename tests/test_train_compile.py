@@ -10,7 +10,14 @@ import mlx.core as mx
 import pytest
 
 from runtime.config import LoRAConfig, TrainConfig
-from sleep.training import _batch, build_example, compiles, learning_rate, train_lora
+from sleep.training import (
+    _batch,
+    build_example,
+    compiles,
+    learning_rate,
+    make_optimizer,
+    train_lora,
+)
 from sleep.types import QAPair
 
 SYSTEM = "You are a test assistant."
@@ -36,16 +43,16 @@ def _run(ctx, examples, lora, train, swap: bool):
             ctx.use_base()
 
 
-@pytest.mark.parametrize(("layers", "lr_schedule"), [(2, "constant"), (4, "constant"),
-                                                     (2, "cosine")])
-def test_compiled_step_trains_like_the_plain_one(tiny_runtime, layers, lr_schedule):
+@pytest.mark.parametrize(("layers", "lr_schedule", "ratio"), [
+    (2, "constant", 1), (4, "constant", 1), (2, "cosine", 1), (2, "cosine", 8)])
+def test_compiled_step_trains_like_the_plain_one(tiny_runtime, layers, lr_schedule, ratio):
     """4 layers: every block trained, no stored lower blocks; cosine: the rate changes each
-    step inside the compiled function's optimizer state."""
+    step inside the compiled function's optimizer state; ratio 8: two optimizers (LoRA+)."""
     tok = tiny_runtime.loaded.tokenizer
     examples = [build_example(tok, SYSTEM, p, 256) for p in PAIRS]
     lora = LoRAConfig(rank=4, layers=layers)
     base = TrainConfig(learning_rate=1e-3, batch_size=2, epochs=2, lr_schedule=lr_schedule,
-                       warmup=0.2)
+                       warmup=0.2, lora_plus_ratio=ratio)
     plain = tiny_runtime.call(_run, examples, lora, TrainConfig(**{**base.__dict__,
                                                                  "compile": "off"}), False)
     comp = tiny_runtime.call(_run, examples, lora, TrainConfig(**{**base.__dict__,
@@ -66,6 +73,30 @@ def test_cosine_schedule_warms_up_then_decays_to_a_tenth():
     assert all(a >= b for a, b in zip(steps[5:], steps[6:], strict=False))
     assert steps[-1] == pytest.approx(1e-4, rel=0.05)
     assert learning_rate(TrainConfig(learning_rate=1e-3), 50) == 1e-3
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_lora_plus_steps_the_b_matrices_ratio_times_faster(schedule):
+    """Adam's step size does not depend on the gradient's scale, so the only way B moves
+    faster is its own rate: on the first step every entry of B moves ratio × as far as A's."""
+    import mlx.nn as nn
+    from mlx.utils import tree_flatten
+    from mlx_lm.tuner.lora import LoRALinear
+
+    mx.random.seed(0)
+    layer = LoRALinear.from_base(nn.Linear(16, 16), r=4)
+    layer.lora_b = mx.random.normal(layer.lora_b.shape) * 0.1  # A gets a gradient too
+    layer.freeze(keys=["linear"], strict=False)
+    x = mx.random.normal((8, 16))
+    before = dict(tree_flatten(layer.trainable_parameters()))
+    _, grads = nn.value_and_grad(layer, lambda m, x: (m(x) ** 2).sum())(layer, x)
+    opt = make_optimizer(TrainConfig(learning_rate=1e-3, lora_plus_ratio=6,
+                                     lr_schedule=schedule), 20)
+    opt.update(layer, grads)
+    after = dict(tree_flatten(layer.trainable_parameters()))
+    step = {k: mx.abs(after[k] - before[k]).max().item() for k in before}
+    assert step["lora_b"] == pytest.approx(6 * step["lora_a"], rel=1e-3)
+    assert not hasattr(make_optimizer(TrainConfig(), 20), "optimizers")  # ratio 1: plain Adam
 
 
 def test_compile_setting_defaults_to_cuda_only():
