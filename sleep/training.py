@@ -17,7 +17,6 @@ import math
 import random
 import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from runtime.config import LoRAConfig, TrainConfig
 from runtime.generation import common_prefix_len
 from runtime.scoring import SharedPrefixKV, head_split
 from runtime.thread import ModelContext
+from sleep.extraction.grounding import _STOPWORDS, _fold, _stem
 from sleep.types import QAPair
 
 log = logging.getLogger(__name__)
@@ -110,26 +110,13 @@ def build_example(tokenizer, system_prompt: str, pair: QAPair, max_len: int,
 
 # Words that carry no fact of their own: restated answers are full of them ("You are ...",
 # "Your ... is ..."), and at equal weight they make up most of an answer's loss.
-_FUNCTION_WORDS = frozenset(
-    """a an the of in on at to for from with and or but so is are was were be been being am
-    i you he she it they we my your yours yourself his her their our me him them this that
-    these those as by its there here very really just also not no yes do does did has have
-    had s t d ll re ve m now then still called named since until into about""".split()
-)
+_FUNCTION_WORDS = _STOPWORDS | frozenset(
+    "but so yours yourself now then still since until into about".split())
 
 
 def _words(text: str) -> list[tuple[str, int, int]]:
     """(folded word, start, end) for each run of letters or digits in ``text``."""
-    out = []
-    for m in re.finditer(r"[^\W_]+", text):
-        decomposed = unicodedata.normalize("NFKD", m.group())
-        word = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
-        out.append((word, m.start(), m.end()))
-    return out
-
-
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+    return [(_fold(m.group()), m.start(), m.end()) for m in re.finditer(r"[^\W_]+", text)]
 
 
 def answer_weights(tokenizer, question: str, answer: str, suffix: str, suffix_ids: list[int],
