@@ -233,6 +233,46 @@ def test_so_many_of_them_leans_on_the_sentence_before():
     assert a.restated == b.restated and "dragons" in b.restated and "45" in b.restated
 
 
+def test_a_thing_of_ones_own_before_of_it_is_what_it_points_to():
+    """"... my car because everyone gets a laugh out of it" points inside its own sentence:
+    it is not merged with the message before."""
+    a, b = stmts("The smell of the ink is very soothing.",
+                 "Oh and I have to tell you about my car because everyone gets a laugh out of it")
+    assert "ink" not in b.restated and "ink" in a.restated and a.restated != b.restated
+
+
+def test_a_named_thing_is_he_or_she_to_its_owner():
+    """A car or a plant with a name takes "she" / "he"; a person named messages ago does not
+    take the pronoun from it."""
+    got = stmts("My flatmate said I should talk to you.",
+                "I have to tell you about my car: it's a yellow Twingo and I named her Mustard.",
+                "She makes a noise like a kettle on hills.")
+    assert got[-1].restated == "Your car makes a noise like a kettle on hills."
+    got = stmts("My flatmate thinks I'm mad.",
+                "I have a monstera called Reginald who is taking over the living room, he's got "
+                "eleven leaves now")
+    assert got[-1].restated == "Your monstera has got eleven leaves now."
+
+
+def test_a_named_thing_is_asked_for_by_name_first():
+    """"What is my tortoise called?" leads the few phrasings a cycle trains, whatever else the
+    sentence says; "I named her Mustard" is asked the same way."""
+    (st,) = stmts("We share the flat with a tortoise named Gustavo, who is older than both of "
+                  "us combined.")
+    assert questions_for(st, 4)[0][0] == "What is my tortoise called?"
+    car = stmts("I have to tell you about my car: it's a yellow Twingo and I named her Mustard.")
+    asked = [q for q, _ in questions_for(car[-1], 40)]
+    assert "What is my car called?" in asked and "What did I name my car?" in asked
+
+
+def test_questions_that_copy_a_long_sentence_come_last():
+    (st,) = stmts("On a happier note, I collect old railway tickets and I have a shoebox of "
+                  "about four hundred of them, some of them from the 1950s.")
+    asked = [q for q, _ in questions_for(st, 40)]
+    lengths = [len(q.split()) > 12 for q in asked]
+    assert lengths == sorted(lengths) and not lengths[0]
+
+
 def test_an_apology_is_not_a_correction():
     got = stmts("I teach chemistry at a sixth-form college", "sorry for the long message. "
                 "anyway")

@@ -2286,6 +2286,43 @@ def _referents(cl: Clause, subject_name: str) -> list[_Referent]:
     return refs
 
 
+_NAMED_IT = re.compile(r"\b(named|called|call)\s+(him|her|it)\s+([A-Z][\w'-]*)")
+_NAMED_OWN = re.compile(r"\b(?:named|called)\s+(my|our)\s+([a-z-]+)\s+[A-Z]")
+_OWN_THING = re.compile(r"\b(?:my|our)\s+([a-z-]+)\b")
+
+
+def _own_things(text: str) -> list[str]:
+    """"my car", "our boat": the user's things (not people) a sentence names, in order."""
+    return [m.group(0).lower() for m in _OWN_THING.finditer(text)
+            if m.group(1).lower() not in _PERSON_NOUNS | _DET | _PREP]
+
+
+def _own_the_named(first_person: str, refs: list[_Referent], prev: str,
+                   at: int) -> tuple[str, _Referent | None]:
+    """"I named her Mustard" after "I have to tell you about my car": the sentence says whose
+    name it is ("I named my car Mustard"), and the car is a referent with a name and the
+    pronoun its owner uses for it ("She makes a noise like a kettle")."""
+    m = _NAMED_IT.search(first_person)
+    if m is None:
+        return first_person, None
+    gender = {"him": "m", "her": "f"}.get(m.group(2).lower())
+    own = _own_things(first_person[:m.start()])
+    if own:  # "my car ... and I named her Mustard": the sentence says it already
+        phrase = own[-1]
+    else:
+        ref = next((r for r in reversed(refs) if r.kind != "person" and not r.name
+                    and r.at >= at - 1 and r.phrase.startswith(("my ", "our "))), None)
+        phrase = ref.phrase.lower() if ref is not None else next(
+            iter(_own_things(prev)[-1:]), "")
+        if not phrase:
+            return first_person, None
+        first_person = (f"{first_person[:m.start()]}{m.group(1)} {phrase} {m.group(3)}"
+                        f"{first_person[m.end():]}")
+    head = phrase.split()[-1]
+    kind = "pet" if "pet" in _CATEGORY.get(head, []) else "thing"
+    return first_person, _Referent(phrase, kind, gender, m.group(3), at)
+
+
 _TITLED = re.compile(r"\b(Auntie|Aunty|Aunt|Uncle|Grandma|Grandpa|Granny|Nana|Mr|Mrs|Ms|Miss)"
                      r"\.?\s+([A-Z][a-z]+)")
 _TITLE_GENDER = {"uncle": "m", "grandpa": "m", "mr": "m"}
@@ -2343,8 +2380,8 @@ def _resolve_pronouns(s: str, refs: list[_Referent]) -> tuple[str, _Referent | N
     gender = "m" if pron.startswith(("he", "his")) else "f" if pron.startswith(
         ("she", "her")) else None
     for ref in reversed(refs):
-        if gender and ref.kind == "thing":
-            continue
+        if gender and ref.kind == "thing" and not ref.name:
+            continue  # a named thing is "he" or "she" to its owner: a car, a plant, a boat
         if gender and ref.gender and ref.gender != gender:
             continue
         if not gender and ref.kind == "person":
@@ -2754,7 +2791,7 @@ def statements_from_turns(
             # people and pets are talked about across messages; a thing only right after it
             # was named ("finally got a new bike" ... "its called tapioca moon" is the café)
             resolved, ref = _resolve_pronouns(
-                body, [r for r in refs if (r.kind != "thing" or r.at >= len(out) - 1)
+                body, [r for r in refs if (r.kind != "thing" or r.name or r.at >= len(out) - 1)
                        and (r.turn is None or r.turn >= turn_no - 1)])
             ok, reason = judge_disclosure(resolved)
             if not ok:  # "Let's start with my mum." says nothing, but "she" is her next
@@ -2776,6 +2813,7 @@ def statements_from_turns(
                     not (_verb_forms(first_word.low) & {"VBP", "VBZ", "VB"})
                 fp = ("I'm " if adj else "I ") + fp[0].lower() + fp[1:]
             fp = _dated_event(resolve_times(fp, when), when)
+            fp, named = _own_the_named(fp, refs, out[-1].first_person if out else "", len(out))
             st, cl = _make_statement(sentence, fp, ids, when, names, reason)
             if ref is not None and ref.kind == "person" and ref.name and st.subject == USER:
                 st.subject = ref.name
@@ -2791,6 +2829,8 @@ def statements_from_turns(
                 refs = (refs + new_refs)[-6:] if new_refs else refs
             else:  # a fragment: "Last one: Auntie Rosalind, who runs a campsite"
                 refs = (refs + _mentions(fp, len(out), turn_no))[-6:]
+            if named is not None:  # the named thing replaces its unnamed mention
+                refs = [r for r in refs if r.phrase.lower() != named.phrase][-5:] + [named]
             idx = len(out)
             replaced = supersede([out[k] for k in live], [st]).get(0, [])
             replaced = [live[k] for k in replaced]
@@ -2811,7 +2851,7 @@ def statements_from_turns(
                 out[k].superseded_by = idx
             st.supersedes = replaced
             turn_of += [turn_no] * (len(out) - len(turn_of))
-            if ref is None and (_DANGLING.match(body) or _OF_THEM.search(body)) \
+            if ref is None and (_DANGLING.match(body) or _points_back(body)) \
                     and not replaced:
                 _attach_context(out, turn_of, turn_no, st)
             out.append(st)
@@ -2885,6 +2925,23 @@ def _its_is(s: str) -> str:
 _DANGLING = re.compile(r"^(?:it|it's|its|that|that's|thats|this|they|they're|theyre|them|"
                        r"there|these|those|which)\b", re.I)
 _OF_THEM = re.compile(r"\b(?:of|from) (?:them|those|these|it)\b", re.I)  # "30 of them"
+_OWN_NP = re.compile(r"\b(?:my|our)((?:\s+[a-z-]+){1,3})", re.I)
+
+
+def _points_back(body: str) -> bool:
+    """Whether "of them" / "out of it" points to the sentence before: not when the sentence
+    names a thing of its own first ("tell you about my car because everyone gets a laugh out
+    of it"), of the pronoun's number."""
+    m = _OF_THEM.search(body)
+    if m is None:
+        return False
+    plural = m.group(0).split()[-1].lower() != "it"
+    for own in _OWN_NP.finditer(body[:m.start()]):
+        if any(w.lower().endswith("s") == plural for w in own.group(1).split()):
+            return False
+    return True
+
+
 MAX_CONTEXT_CHARS = 240  # a merged answer stays a sentence or two, well inside max_seq_len
 
 
@@ -3399,7 +3456,8 @@ def _frames(cl: Clause) -> list[str]:
             first.kind == "np" and cl.subj and cl.subj[0].low not in ("i", "we"):
         name = _join(first.toks)
         qs += [f"What is {poss} name?", f"What is the name of {s}?", f"Who is {name}?"]
-    elif cl.verb is not None and cl.verb.low in ("called", "named") and subj_lows == ["i"]:
+    elif cl.verb is not None and cl.verb.low in ("called", "named") and subj_lows == ["i"] and \
+            first is not None and first.toks[0].tag == "PROPN":  # not "I named my car Mustard"
         qs += ["What is my name?", "Who am I?", "What should you call me?"]
     # possessions, pets, named things
     for p, owner in _walk(cl):
@@ -3677,6 +3735,14 @@ def _named_questions(first_person: str) -> list[str]:
             continue
         owner = "my" if re.match(r"(?:a|an|my|the)\b", m.group(0)) else "our"
         out += [f"What is {owner} {head} called?", f"What is the name of {owner} {head}?"]
+    # "my car ... and I named her Mustard", "I named my car Mustard"
+    m = _NAMED_IT.search(first_person)
+    own = _own_things(first_person[:m.start()]) if m else []
+    n = _NAMED_OWN.search(first_person)
+    thing = own[-1] if own else f"{n.group(1)} {n.group(2)}".lower() if n and n.group(2).lower(
+        ) not in _PERSON_NOUNS else ""
+    if thing:
+        out += [f"What is {thing} called?", f"What did I name {thing}?"]
     return out
 
 
@@ -3692,6 +3758,9 @@ def generalised(questions: list[str]) -> list[str]:
         if cat:
             out.append(q[:m.start(2)] + cat + q[m.end(2):])
     return out
+
+
+_LONG_QUESTION = 12  # words
 
 
 def questions_for(statement: Statement, n: int = 8, seed: int = 0) -> list[tuple[str, str]]:
@@ -3750,7 +3819,8 @@ def questions_for(statement: Statement, n: int = 8, seed: int = 0) -> list[tuple
         yn = _ask(c, None, None, "", keep=True, positive=True)
         if yn:
             groups["other"].append(yn)
-    groups["span"] += _named_questions(fp)
+    # "What is my tortoise called?" is how a named thing is asked about: it leads its group
+    groups["span"] = _named_questions(fp) + groups["span"]
     groups["topic"] = _topic_questions(cl, statement, toks)
     if cl is None:
         groups["other"] += _insitu(statement)
@@ -3771,8 +3841,14 @@ def questions_for(statement: Statement, n: int = 8, seed: int = 0) -> list[tuple
         ordered[key] = head + tail
     out: list[str] = []
     order = ["span", "category", "when", "topic", "other"]
-    while len(out) < n and any(ordered[k] for k in order):
-        for k in order:
-            if ordered[k] and len(out) < n:
-                out.append(ordered[k].pop(0))
+    # a question that copies most of a long sentence is never how anyone asks: the short
+    # ones of every group go first, so a cycle's few phrasings per fact are questions people
+    # ask, and the long ones only fill what is left
+    for long in (False, True):
+        rounds = {k: [q for q in ordered[k] if (len(q.split()) > _LONG_QUESTION) == long]
+                  for k in order}
+        while len(out) < n and any(rounds[k] for k in order):
+            for k in order:
+                if rounds[k] and len(out) < n:
+                    out.append(rounds[k].pop(0))
     return [(q, answer) for q in out]
