@@ -9,7 +9,10 @@ retention. Development numbers: the sets are the shipped and held-out ones.
 
     python scripts/formation_sweep.py --grid 8:3:3e-4,4:2:5e-4 --facts sleep/factsets/heldout \
         [--mc ../shared/data/retention_dev.jsonl --mc-offset 100 --mc-limit 100] \
-        [--model DIR] [--config TOML]
+        [--model DIR] [--config TOML] [--seeds 0,1,2]
+
+Each fact's recall at this model size flips with the training order, so a difference between
+two settings on one seed is mostly noise: compare means over ``--seeds``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def parse_grid(text: str) -> list[tuple[int, int, float]]:
     return [(int(p), int(e), float(lr)) for p, e, lr in (x.split(":") for x in text.split(","))]
 
 
-async def one(cfg: Config, runtime, path: Path, mc, show: bool = False) -> dict:
+async def one(cfg: Config, runtime, path: Path, mc, show: bool = False, seed: int = 0) -> dict:
     timed = load_timed(path)
     fs = timed.factset
     with tempfile.TemporaryDirectory() as tmp:
@@ -50,7 +53,7 @@ async def one(cfg: Config, runtime, path: Path, mc, show: bool = False) -> dict:
                 ts = timed.times[n] if timed.times else None
                 await chat.save("u", turn, "I see.", source="ingest", ts=ts)
             tic = time.perf_counter()
-            report = await run_cycle(engine.cycle_context("u"))
+            report = await run_cycle(engine.cycle_context("u"), seed=seed)
             seconds = time.perf_counter() - tic
             direct_q, reworded_q, _, _ = questions_of(fs)
             answers = await answer_all(engine, "u", direct_q + reworded_q)
@@ -59,7 +62,7 @@ async def one(cfg: Config, runtime, path: Path, mc, show: bool = False) -> dict:
             general = await general_scores(engine, "u", mc) if mc else {}
     tr = report.stages.get("training", {})
     v = report.validation or {}
-    return {"set": fs.name, "status": report.status, "reason": report.reason,
+    return {"set": fs.name, "seed": seed, "status": report.status, "reason": report.reason,
             "general_pre": v.get("general_pre"), "general_post": v.get("general_post"),
             "direct": scored["direct"],
             "reworded": scored["reworded"], "examples": tr.get("steps", 0)
@@ -84,6 +87,9 @@ async def main() -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--answers", action="store_true",
                     help="print every question with its answer (and whether it was recalled)")
+    ap.add_argument("--seeds", default="0",
+                    help="training seeds, e.g. 0,1,2: one fact's recall flips with the batch "
+                         "order at this size, so compare settings over several")
     ap.add_argument("--config", type=Path, default=None,
                     help="a TOML config under the grid (e.g. [sleep.lora] layers = 16)")
     args = ap.parse_args()
@@ -102,11 +108,12 @@ async def main() -> int:
                 base.sleep, phrasings_per_fact=p,
                 train=replace(base.sleep.train, epochs=e, learning_rate=lr)))
             rows = []
-            for path in paths:
-                row = await one(cfg, runtime, path, mc, args.answers)
-                row |= {"setting": f"{p}:{e}:{lr:g}"}
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+            for seed in (int(x) for x in args.seeds.split(",")):
+                for path in paths:
+                    row = await one(cfg, runtime, path, mc, args.answers, seed)
+                    row |= {"setting": f"{p}:{e}:{lr:g}"}
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
             n = len(rows)
             summary = {"setting": f"{p}:{e}:{lr:g}",
                        "direct": sum(r["direct"] for r in rows) / n,
