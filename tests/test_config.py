@@ -143,7 +143,7 @@ def test_to_dict_is_json(tmp_path):
 
 def test_bundled_model_has_its_own_measured_sleep_window(tmp_path):
     """The 135M model's settings come from `bench memory` (README, Results), not the paper's."""
-    cfg = load_config(data_dir=tmp_path, env={})
+    cfg = load_config(data_dir=tmp_path, env={}, device="cpu")
     assert cfg.model == BUNDLED_MODEL
     train = cfg.sleep.train
     assert (train.learning_rate, train.epochs, train.batch_size) == (3e-4, 2, 4)
@@ -154,6 +154,27 @@ def test_bundled_model_has_its_own_measured_sleep_window(tmp_path):
     assert cfg.sleep.replay_scored == 128  # replay the most forgotten facts first
     env_cfg = load_config(data_dir=tmp_path, env={"SLEEPBOT_LEARNING_RATE": "1e-4"})
     assert env_cfg.sleep.train.learning_rate == 1e-4  # the environment still wins
+
+
+@pytest.mark.parametrize("device", ["cuda", "metal"])
+def test_on_a_gpu_the_bundled_model_trains_more_per_cycle(tmp_path, device):
+    """A GPU trains a small cycle in seconds: 24 examples per kept exchange for 3 epochs (the
+    CPU's 16 for 2 would keep a 10-turn cycle near its minute). Everything else is the CPU's,
+    a file or the environment still wins, and a model without GPU settings is unchanged."""
+    cpu = load_config(data_dir=tmp_path, env={}, device="cpu")
+    gpu = load_config(data_dir=tmp_path, env={}, device=device)
+    assert (gpu.sleep.train_examples_per_turn, gpu.sleep.train.epochs) == (24, 3)
+    assert gpu.sleep.max_train_examples == cpu.sleep.max_train_examples == 1500
+    assert gpu.sleep.train.learning_rate == cpu.sleep.train.learning_rate
+    env = {"SLEEPBOT_EPOCHS": "2", "SLEEPBOT_TRAIN_EXAMPLES_PER_TURN": "16"}
+    pinned = load_config(data_dir=tmp_path, env=env, device=device)
+    assert (pinned.sleep.train_examples_per_turn, pinned.sleep.train.epochs) == (16, 2)
+    toml = tmp_path / "c.toml"
+    toml.write_text("[sleep.train]\nepochs = 1\n")
+    assert load_config(toml, data_dir=tmp_path, env={}, device=device).sleep.train.epochs == 1
+    other = load_config(data_dir=tmp_path, model="some/model-dir", env={}, device=device)
+    assert other.sleep.train.epochs == load_config(
+        data_dir=tmp_path, model="some/model-dir", env={}, device="cpu").sleep.train.epochs
 
 
 def test_env_example_states_the_bundled_models_defaults():
