@@ -101,10 +101,13 @@ def test_the_default_sweep_point_is_read_from_an_accepted_formation_cycle():
 @pytest.mark.slow
 def test_quick_mode_end_to_end_on_the_tiny_model(tmp_path, tiny_model_dir, cli):
     out = tmp_path / "out"
+    scratch = tmp_path / "tmp"  # where the bench's temporary users live: emptied at the end
+    scratch.mkdir()
     proc = cli("bench", "memory", "--quick", "--json", "--out", str(out),
                "--second-user", "sleep/factsets/persona_tomasz.json",
-               data_dir=tmp_path / "data", model=tiny_model_dir)
+               data_dir=tmp_path / "data", model=tiny_model_dir, env={"TMPDIR": str(scratch)})
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not list(scratch.glob("sleepbot-*"))  # (MLX keeps its kernel cache there too)
     results = json.loads(proc.stdout)
     f = results["formation"][0]
     assert f["factset"] == "andre_patandre" and len(f["cycles"]) == 1

@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -482,6 +483,8 @@ async def run_memory_bench(cfg: Config, opts: BenchOptions) -> dict:
                                                       base_scores(results)))
     finally:
         await runtime.aclose()
+        # the users' weights of every section (~100 MB a set): nothing of them outlives the run
+        shutil.rmtree(work, ignore_errors=True)
     results["seconds"] = round(time.perf_counter() - tic, 1)
     results["targets"] = targets(results)
     (opts.out / "results.json").write_text(json.dumps(results, indent=2, default=str))

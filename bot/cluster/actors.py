@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -59,13 +60,42 @@ def tensors_from_bytes(ctx: ModelContext, data: bytes) -> dict[str, mx.array]:
         os.unlink(name)
 
 
+OWNER_FILE = ".owner"  # "<host> <pid>" of the actor whose scratch folder this is
+
+
+def sweep_stale_scratch(root: Path) -> list[Path]:
+    """Remove the scratch folders under ``root`` of this host's actors that died without
+    cleaning up (``ray.kill`` ends a process at once): the users' weights and words they held
+    must not outlive them, nor escape a later ``forget``. Returns what was removed."""
+    host, gone = socket.gethostname(), []
+    for folder in root.glob("sleepbot-*"):
+        try:
+            owner_host, pid = (folder / OWNER_FILE).read_text().split()
+            if owner_host != host:
+                continue
+            os.kill(int(pid), 0)  # alive (or not ours to judge): kept
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(folder)
+        except (OSError, ValueError):
+            continue
+    return gone
+
+
 class _ModelOwner:
-    """A process's model thread, started on first use, and its scratch folder."""
+    """A process's model thread, started on first use, and its scratch folder (removed by
+    :meth:`close`, or by the next actor on this host when this one was killed)."""
 
     def __init__(self, cfg: Config, name: str):
         self.cfg, self.name = cfg, name
+        sweep_stale_scratch(Path(tempfile.gettempdir()))
         self.scratch = Path(tempfile.mkdtemp(prefix=f"sleepbot-{name}-"))
+        (self.scratch / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}")
         self.runtime = None
+
+    def close(self) -> None:
+        """Remove the scratch folder (the head calls this before it stops the actor)."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     async def start(self) -> int:
         """Load the model (once); returns this process's pid."""
@@ -83,8 +113,6 @@ class _ModelOwner:
     def where(self) -> dict:
         """This process, the Ray node (host) it runs on, and what Ray gave it (``{"CPU": 1,
         "GPU": 0.125}``) with the GPUs it sees (CUDA_VISIBLE_DEVICES)."""
-        import socket
-
         import ray
 
         ctx = ray.get_runtime_context()

@@ -245,6 +245,14 @@ class WorkerPool:
     def shutdown(self) -> None:
         import ray
 
+        # idle workers remove their scratch folders first; a busy or lost one's is swept by
+        # the next worker on its host
+        closing = []
+        for slot in self.slots:
+            with contextlib.suppress(Exception):
+                closing.append(slot.actor.close.remote())
+        with contextlib.suppress(Exception):
+            ray.wait(closing, num_returns=len(closing), timeout=5)
         for slot in self.slots:
             with contextlib.suppress(Exception):
                 ray.kill(slot.actor, no_restart=True)
