@@ -1,8 +1,9 @@
 """Typed configuration: the paper's defaults in one place, overridden by a TOML file and the env.
 
 Precedence (lowest first): the dataclass defaults below, the per-model overrides in
-``MODEL_DEFAULTS``, ``<data_dir>/config.toml`` (or ``--config FILE``), environment variables
-(``SLEEPBOT_*``, also read from ``.env``), then command-line flags.
+``MODEL_DEFAULTS`` (then ``ACCELERATOR_DEFAULTS`` on a GPU), ``<data_dir>/config.toml`` (or
+``--config FILE``), environment variables (``SLEEPBOT_*``, also read from ``.env``), then
+command-line flags.
 """
 
 from __future__ import annotations
