@@ -252,6 +252,13 @@ def test_a_named_thing_is_he_or_she_to_its_owner():
                 "I have a monstera called Reginald who is taking over the living room, he's got "
                 "eleven leaves now")
     assert got[-1].restated == "Your monstera has got eleven leaves now."
+    # a person mentioned after the thing: "her" is more likely the person
+    got = stmts("I drove my car to the hospital where my sister had her baby and I named her "
+                "Maya.")
+    assert "What is my car called?" not in [q for st in got for q, _ in questions_for(st, 40)]
+    assert all("car Maya" not in st.restated for st in got)
+    got = stmts("I love my car.", "My sister had a baby girl. I named her Maya.")
+    assert "car" not in got[-1].restated
 
 
 def test_a_named_thing_is_asked_for_by_name_first():

@@ -2297,6 +2297,14 @@ def _own_things(text: str) -> list[str]:
             if m.group(1).lower() not in _PERSON_NOUNS | _DET | _PREP]
 
 
+def _person_after(before: str, thing: str, prev: str) -> bool:
+    """Whether a person is mentioned after ``thing`` in ``before`` (or anywhere in it and the
+    sentence before, with no thing): "her" in "I named her Maya" is then likely that person."""
+    low = before.lower()
+    tail = low[low.rfind(thing) + len(thing):] if thing else f"{low} {prev.lower()}"
+    return any(w in _PERSON_NOUNS for w in re.findall(r"[a-z]+", tail))
+
+
 def _own_the_named(first_person: str, refs: list[_Referent], prev: str,
                    at: int) -> tuple[str, _Referent | None]:
     """"I named her Mustard" after "I have to tell you about my car": the sentence says whose
@@ -2306,7 +2314,10 @@ def _own_the_named(first_person: str, refs: list[_Referent], prev: str,
     if m is None:
         return first_person, None
     gender = {"him": "m", "her": "f"}.get(m.group(2).lower())
-    own = _own_things(first_person[:m.start()])
+    before = first_person[:m.start()]
+    own = _own_things(before)
+    if _person_after(before, own[-1] if own else "", prev):
+        return first_person, None  # "my sister had a baby girl and I named her Maya"
     if own:  # "my car ... and I named her Mustard": the sentence says it already
         phrase = own[-1]
     else:
@@ -3738,6 +3749,8 @@ def _named_questions(first_person: str) -> list[str]:
     # "my car ... and I named her Mustard", "I named my car Mustard"
     m = _NAMED_IT.search(first_person)
     own = _own_things(first_person[:m.start()]) if m else []
+    if own and _person_after(first_person[:m.start()], own[-1], ""):
+        own = []
     n = _NAMED_OWN.search(first_person)
     thing = own[-1] if own else f"{n.group(1)} {n.group(2)}".lower() if n and n.group(2).lower(
         ) not in _PERSON_NOUNS else ""
