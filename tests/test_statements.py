@@ -257,8 +257,23 @@ def test_a_named_thing_is_he_or_she_to_its_owner():
                 "Maya.")
     assert "What is my car called?" not in [q for st in got for q, _ in questions_for(st, 40)]
     assert all("car Maya" not in st.restated for st in got)
+    assert stmts("We adopted a cat last week.", "We named him Pixel.")[-1].restated == (
+        "You named your cat Pixel.")  # a name is not dated by the day it is told
     got = stmts("I love my car.", "My sister had a baby girl. I named her Maya.")
     assert "car" not in got[-1].restated
+
+
+def test_it_is_a_pet_only_right_after_the_pet_came_up():
+    """"It was great" three sentences after "I have a dog" is the restaurant, not the dog (a
+    long chat had "Your dog is a heartwarming and humorous story"); "he" still finds the pet,
+    and a pet's name is not repeated onto it ("my cat Mochi Mochi")."""
+    got = stmts("I have a dog.", "I'm a plumber.", "I tried a new restaurant downtown.",
+                "It was great.")
+    assert all("dog was great" not in st.restated for st in got)
+    assert stmts("I have a dog.", "It barks at the postman.")[-1].restated == (
+        "Your dog barks at the postman.")
+    got = stmts("I have a cat named Mochi.", "She is sweet.", "She sleeps a lot.", "She is old.")
+    assert got[-1].restated == "Your cat Mochi is old."
 
 
 def test_a_named_thing_is_asked_for_by_name_first():

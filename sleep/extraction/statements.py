@@ -2306,7 +2306,7 @@ def _person_after(before: str, thing: str, prev: str) -> bool:
 
 
 def _own_the_named(first_person: str, refs: list[_Referent], prev: str,
-                   at: int) -> tuple[str, _Referent | None]:
+                   at: int, turn: int) -> tuple[str, _Referent | None]:
     """"I named her Mustard" after "I have to tell you about my car": the sentence says whose
     name it is ("I named my car Mustard"), and the car is a referent with a name and the
     pronoun its owner uses for it ("She makes a noise like a kettle")."""
@@ -2331,7 +2331,8 @@ def _own_the_named(first_person: str, refs: list[_Referent], prev: str,
                         f"{first_person[m.end():]}")
     head = phrase.split()[-1]
     kind = "pet" if "pet" in _CATEGORY.get(head, []) else "thing"
-    return first_person, _Referent(phrase, kind, gender, m.group(3), at)
+    # "he" / "she" for it only near where it was named: a long chat has other "he"s
+    return first_person, _Referent(phrase, kind, gender, m.group(3), at, turn)
 
 
 _TITLED = re.compile(r"\b(Auntie|Aunty|Aunt|Uncle|Grandma|Grandpa|Granny|Nana|Mr|Mrs|Ms|Miss)"
@@ -2374,9 +2375,12 @@ _THE_ONE = re.compile(r"^(?:the|my|our) (current|new|old|other|latest|previous|f
                       r"one\b(.*)$", re.I)
 
 
-def _resolve_pronouns(s: str, refs: list[_Referent]) -> tuple[str, _Referent | None]:
+def _resolve_pronouns(s: str, refs: list[_Referent], recent: int = 0
+                      ) -> tuple[str, _Referent | None]:
     """Replace a leading he/she/it/his/her/its with the matching earlier referent, and "the
-    new one" with the last pet or thing of the user's ("my rabbit" -> "my new rabbit")."""
+    new one" with the last pet or thing of the user's ("my rabbit" -> "my new rabbit").
+    "It" goes to a pet only when the pet came up in a statement numbered ``recent`` or later:
+    in a long chat "It was a green salad" is seldom about the cat of twenty messages ago."""
     one = _THE_ONE.match(s)
     if one and refs:
         for ref in reversed(refs):
@@ -2397,12 +2401,15 @@ def _resolve_pronouns(s: str, refs: list[_Referent]) -> tuple[str, _Referent | N
             continue
         if not gender and ref.kind == "person":
             continue
+        if not gender and ref.kind == "pet" and ref.at < recent:
+            continue
         if pron in ("it", "it's") and ref.kind != "pet" and not re.match(
                 r"(?:'s |is |was )?(?:called|named|a |an |\w+ years old|\d)", rest, re.I):
             return s, None
         phrase = ref.name if ref.kind == "person" and ref.name and not ref.phrase.startswith(
             ("my ", "our ")) else ref.phrase
-        if ref.name and ref.phrase.startswith(("my ", "our ")) and ref.kind == "pet":
+        if ref.name and ref.phrase.startswith(("my ", "our ")) and ref.kind == "pet" and \
+                not ref.phrase.endswith(ref.name):  # not "my puppy Steve Steve"
             phrase = f"{ref.phrase} {ref.name}"
         if pron in ("his", "her", "its"):
             if pron == "her" and not re.match(r"[^\W\d_]", rest):
@@ -2802,8 +2809,8 @@ def statements_from_turns(
             # people and pets are talked about across messages; a thing only right after it
             # was named ("finally got a new bike" ... "its called tapioca moon" is the café)
             resolved, ref = _resolve_pronouns(
-                body, [r for r in refs if (r.kind != "thing" or r.name or r.at >= len(out) - 1)
-                       and (r.turn is None or r.turn >= turn_no - 1)])
+                body, [r for r in refs if (r.kind != "thing" or r.at >= len(out) - 1)
+                       and (r.turn is None or r.turn >= turn_no - 1)], len(out) - 1)
             ok, reason = judge_disclosure(resolved)
             if not ok:  # "Let's start with my mum." says nothing, but "she" is her next
                 refs = (refs + _mentions(resolved, len(out), turn_no))[-6:]
@@ -2824,7 +2831,8 @@ def statements_from_turns(
                     not (_verb_forms(first_word.low) & {"VBP", "VBZ", "VB"})
                 fp = ("I'm " if adj else "I ") + fp[0].lower() + fp[1:]
             fp = _dated_event(resolve_times(fp, when), when)
-            fp, named = _own_the_named(fp, refs, out[-1].first_person if out else "", len(out))
+            fp, named = _own_the_named(fp, refs, out[-1].first_person if out else "", len(out),
+                                       turn_no)
             st, cl = _make_statement(sentence, fp, ids, when, names, reason)
             if ref is not None and ref.kind == "person" and ref.name and st.subject == USER:
                 st.subject = ref.name
@@ -2875,6 +2883,9 @@ _STATIVE = _words(
     "be have own live love like hate prefer know think believe feel seem want need wish hope "
     "mean belong remember understand work study use keep enjoy miss")
 _HEDGE = _words("think guess believe reckon suppose")
+# "we named him Pixel": a name holds from whenever it was given, rarely the day it is told
+# ("I called my mum" is an event: dated as before)
+_NAMING = _words("name")
 _AUX_ADVERBS = _words("recently just finally already also actually really lately now even "
                       "only still since ever totally")
 _DATED = re.compile(rf"\b(?:{'|'.join(m.capitalize() for m in _MONTH_LOW if len(m) > 3)})\b"
@@ -2904,7 +2915,7 @@ def _dated_event(fp: str, when: datetime | date | None) -> str:
             return fp.rstrip(".!,;: ") + dated[len(inner.rstrip(".!,;: ")):] \
                 if dated != inner else fp
         return fp
-    if cl is None or cl.copula or cl.verb is None or cl.verb.lemma in _STATIVE:
+    if cl is None or cl.copula or cl.verb is None or cl.verb.lemma in _STATIVE | _NAMING:
         return fp
     # "I've recently started ...": adverbs between the auxiliary and the verb do not count
     aux = [t.low for t in cl.aux if t.low not in _AUX_ADVERBS]
