@@ -259,6 +259,7 @@ def test_a_named_thing_is_he_or_she_to_its_owner():
     assert all("car Maya" not in st.restated for st in got)
     assert stmts("We adopted a cat last week.", "We named him Pixel.")[-1].restated == (
         "You named your cat Pixel.")  # a name is not dated by the day it is told
+    assert "car" not in stmts("I love my car.", "I called her Monday.")[-1].restated
     got = stmts("I love my car.", "My sister had a baby girl. I named her Maya.")
     assert "car" not in got[-1].restated
 

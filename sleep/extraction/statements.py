@@ -2286,7 +2286,9 @@ def _referents(cl: Clause, subject_name: str) -> list[_Referent]:
     return refs
 
 
-_NAMED_IT = re.compile(r"\b(named|called|call)\s+(him|her|it)\s+([A-Z][\w'-]*)")
+_NOT_A_NAME = "|".join(_WEEKDAYS)  # "I called her Monday" was a phone call
+_NAMED_IT = re.compile(
+    rf"\b(named|called|call)\s+(him|her|it)\s+(?!(?:{_NOT_A_NAME})\b)([A-Z][\w'-]*)")
 _NAMED_OWN = re.compile(r"\b(?:named|called)\s+(my|our)\s+([a-z-]+)\s+[A-Z]")
 _OWN_THING = re.compile(r"\b(?:my|our)\s+([a-z-]+)\b")
 
