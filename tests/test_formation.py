@@ -247,3 +247,23 @@ def test_anchors_are_a_share_of_a_small_cycle():
     assert (anchor_count(cfg, 10), anchor_count(cfg, 40), anchor_count(cfg, 500)) == (5, 20, 32)
     cfg.anchor_ratio = 0.0
     assert anchor_count(cfg, 10) == 32  # no ratio: always anchor_pairs
+
+
+def test_each_named_thing_in_a_sentence_is_a_short_fact_of_its_own():
+    turns = [("We also have two animals: a grey cat named Pimbrook and an elderly tortoise "
+              "called Ossery, who is older than I am.", [1], None),
+             ("The dog, I should say, is called Lord Fenwick.", [2], None),
+             ("I went to a cafe called Tapioca Moon and met a guy named Tom.", [3], None),
+             ("One of my favourite paintings is called Blue Rider.", [4], None)]
+    out = extract_turns(turns, 4)
+    by_answer: dict[str, set[str]] = {}
+    for p in out.pairs:
+        by_answer.setdefault(p.answer, set()).add(p.question)
+    assert "What is my cat called?" in by_answer["Your cat is called Pimbrook."]
+    assert "What is my tortoise called?" in by_answer["Your tortoise is called Ossery."]
+    assert by_answer["Ossery is your tortoise."]  # asked the other way too
+    assert "Your dog is called Lord Fenwick." in by_answer
+    assert [p.source_exchange_ids for p in out.pairs
+            if p.answer == "Your cat is called Pimbrook."][0] == [1]
+    # a café the user went to and a man they met are not theirs; a plural is no one thing
+    assert not any(a.startswith(("Your cafe", "Your guy", "Your paintings")) for a in by_answer)

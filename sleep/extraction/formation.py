@@ -27,12 +27,14 @@ from sleep.extraction.statements import (
     Statement,
     former,
     generalised,
+    named_things,
     questions_for,
     slot,
     statements_from_turns,
     supersede,
 )
-from sleep.types import Fact, QAPair
+from sleep.extraction.vocabulary import PERSON_RELATIONS
+from sleep.types import USER_SUBJECT, Fact, QAPair
 
 Turn = tuple[str, list[int], datetime | None]  # (user text, exchange ids, when it was said)
 
@@ -71,6 +73,7 @@ def extract_turns(turns: list[Turn], phrasings: int, *, rules: bool = True,
         rule_facts = [f for f in rule_facts if not _only_in(f.value, gone, current)
                       and not _taken_back(f, gone, current)]
         out.statements = len(live)
+        rule_facts += named_facts(current, rule_facts)
         merged = set()  # statements merged with the one before share one answer: one fact
         out.facts += [statement_fact(st) for st in live
                       if not (st.restated in merged or merged.add(st.restated))]
@@ -82,6 +85,25 @@ def extract_turns(turns: list[Turn], phrasings: int, *, rules: bool = True,
     out.facts = rule_facts + out.facts
     out.pairs = drop_conflicts(dedupe_pairs(qa_for_facts(rule_facts, phrasings) + out.pairs))
     out.rule_facts = len(rule_facts)
+    return out
+
+
+def named_facts(statements: list[Statement], known: list[Fact]) -> list[Fact]:
+    """A short fact of its own for each thing or person a statement names ("a grey cat named
+    Pimbrook and an elderly tortoise called Ossery": "Your cat is called Pimbrook.", "Your
+    tortoise is called Ossery."), asked both ways like the rules' names ("What is my cat
+    called?", "What is Pimbrook?"). A whole sentence that holds two names answers both
+    questions with both; the short facts keep them apart. Names the rules found are left."""
+    names = {f.value.lower() for f in known}
+    out = []
+    for st in statements:
+        for noun, name in named_things(st.first_person):
+            if name.lower() in names:
+                continue
+            names.add(name.lower())
+            called = "" if noun in PERSON_RELATIONS or noun in ("friend", "partner") else "called "
+            out.append(Fact(USER_SUBJECT, noun, name, f"Your {noun} is {called}{name}.",
+                            list(st.source_exchange_ids)))
     return out
 
 

@@ -3772,6 +3772,55 @@ def _named_questions(first_person: str) -> list[str]:
     return out
 
 
+_NAME = r"(?P<name>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*){0,2})"
+_NOT_BE = r"(?!(?:is|was|are|were)\b)"
+_NP = (r"(?P<det>[Aa]n?|[Mm]y|[Oo]ur|[Tt]he)\s+"
+       rf"(?P<np>(?:{_NOT_BE}[\w-]+\s+){{0,2}}?{_NOT_BE}[a-z-]+)")
+_NAMED_THINGS = [
+    # "a grey cat named Pimbrook", "my bike, called Rosie"
+    re.compile(rf"\b{_NP}\s*,?\s+(?:named|called)\s+{_NAME}"),
+    # "a mustard-yellow 1978 estate I call Bertrand"
+    re.compile(rf"\b{_NP}\s+(?:I|we)\s+(?:call|named|called)\s+{_NAME}"),
+    # "The cat, I should say, is called Lord Fenwick"
+    re.compile(rf"\b{_NP}\s*(?:,[^,]{{1,40}},\s*)?\s+(?:is|was)\s+(?:called|named)\s+{_NAME}"),
+    # "I named my car Mustard" (also what "I named her Mustard" after "my car" becomes)
+    re.compile(rf"\b(?:named|called|call)\s+(?P<det>my|our)\s+(?P<np>[a-z-]+)\s+{_NAME}"),
+]
+_OWNING = re.compile(r"\b(?:have|has|had|got|get|getting|own|owns|owned|adopted|adopt|keep|"
+                     r"keeps|kept|rescued|bought|raise|raised|inherited|fostered)\b", re.I)
+_APPOSITION = re.compile(r"\b(?:my|our)\s+(?:[\w-]+\s+){0,2}([a-z-]+),\s*$", re.I)
+_NOT_NAMED = _words("one ones thing things name names way place time kind sort lot bit")
+
+
+def named_things(first_person: str) -> list[tuple[str, str]]:
+    """(noun, name) for each thing or person of the user's a sentence gives a name anywhere
+    in it: "We have two animals: a grey cat named Pimbrook and an elderly tortoise called
+    Ossery" gives ("cat", "Pimbrook") and ("tortoise", "Ossery"). The caller trains each as
+    a short fact of its own, so two names in one sentence are asked and answered apart.
+    "A" things count only when the sentence says the user has them ("I went to a café
+    called Tapioca" names no café of the user's)."""
+    found: dict[str, tuple[str, str]] = {}
+    for rx in _NAMED_THINGS:
+        for m in rx.finditer(first_person):
+            det, noun = m.group("det").lower(), m.group("np").split()[-1].lower()
+            name = m.group("name")
+            if name.split()[-1] == "I":
+                name = " ".join(name.split()[:-1])
+            if not name or noun in _NOT_NAMED | _DET | _PREP | _POSS | _SUBJ_PRON | _OBJ_PRON \
+                    or _noun_plural(noun):  # "one of my favourite pieces is called X"
+                continue
+            before = first_person[:m.start()]
+            pet = "pet" in _CATEGORY.get(noun, [])
+            apposition = _APPOSITION.search(before)  # "my old car, a 1978 estate I call X"
+            if apposition and det in ("a", "an"):
+                noun = apposition.group(1).lower()
+            elif det in ("a", "an", "the") and not _OWNING.search(before) and not (
+                    det == "the" and m.start() == 0 and pet):
+                continue
+            found.setdefault(name.lower(), (noun, name))
+    return list(found.values())
+
+
 def generalised(questions: list[str]) -> list[str]:
     """Span questions with the thing named by its kind ("What is my tortoise called?" → "What
     is my pet called?"): people ask with the general word as often. Two pets make such a
