@@ -385,6 +385,25 @@ def test_chat_without_its_subject_or_spelling():
     assert "lil Wayne" in one("I listen to a lot of lil Wayne").restated  # a name, kept
 
 
+def test_a_pronoun_fixes_the_gender_of_what_it_points_to():
+    """"She's three" makes the dog "she"; "her birthday" is then the dog's, not the partner's
+    ("her" starts with "he" and had been read as "he"). A pet given a name as the subject of
+    its sentence is what "he" means next, and once "he", never "she"."""
+    got = stmts("My partner is Corvin. He's a paramedic.", "We have a dog too, Pickle.",
+                "She's three, her birthday was last week.")
+    assert [st.restated for st in got[-2:]] == [
+        "Your dog is three.", "Your dog's birthday was in the week of June 5, 2023."]
+    got = stmts("My neighbour Hedda says the oven is too hot.",
+                "The cat, I should say, is called Lord Fenwick. He is enormous and ginger.",
+                "She won't eat anything with garlic.")
+    assert got[-2].restated == "Your cat Lord Fenwick is enormous and ginger."
+    assert "Lord Fenwick" not in got[-1].restated
+
+
+def test_chat_contractions_are_not_names():
+    assert one("theyll understand if I mess up").restated.startswith("They'll understand")
+
+
 def test_she_and_he_point_to_people_mentioned_in_passing():
     """People named in a sentence that is no statement ("Let's start with my mum.", "Then
     there's my best mate Tomas.", "Last one: Auntie Rosalind, ...") are who the next "she"

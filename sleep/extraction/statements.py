@@ -109,6 +109,9 @@ _CHAT_FIX = {  # apostrophe-less chat spellings
     "youre": "you're", "thats": "that's", "whats": "what's", "hes": "he's", "shes": "she's",
     "ur": "your", "u": "you", "bc": "because", "cuz": "because", "coz": "because",
     "tho": "though", "thru": "through", "kinda": "kind of", "sorta": "sort of",
+    "theyll": "they'll", "theyve": "they've", "theyd": "they'd", "youll": "you'll",
+    "youve": "you've", "youd": "you'd", "itll": "it'll", "thatll": "that'll",
+    "wont": "won't", "theres": "there's", "heres": "here's",
 }
 _ADV = _words(
     "really also just still always usually often sometimes never rarely seldom already even only "
@@ -2337,6 +2340,17 @@ def _own_the_named(first_person: str, refs: list[_Referent], prev: str,
     return first_person, _Referent(phrase, kind, gender, m.group(3), at, turn)
 
 
+def _named_referent(first_person: str, at: int, turn: int) -> _Referent | None:
+    """The last pet or thing of the user's a sentence names ("a grey cat named Pimbrook"):
+    the owner calls it "he" or "she", so it is what a following "he" or "she" may mean."""
+    for noun, name in reversed(named_things(first_person)):
+        if noun in _PERSON_NOUNS:
+            continue
+        kind = "pet" if "pet" in _CATEGORY.get(noun, []) else "thing"
+        return _Referent(f"my {noun}", kind, None, name, at, turn)
+    return None
+
+
 _TITLED = re.compile(r"\b(Auntie|Aunty|Aunt|Uncle|Grandma|Grandpa|Granny|Nana|Mr|Mrs|Ms|Miss)"
                      r"\.?\s+([A-Z][a-z]+)")
 _TITLE_GENDER = {"uncle": "m", "grandpa": "m", "mr": "m"}
@@ -2394,8 +2408,9 @@ def _resolve_pronouns(s: str, refs: list[_Referent], recent: int = 0
     if not m or not refs:
         return s, None
     pron, rest = m.group(1).lower(), m.group(2)
-    gender = "m" if pron.startswith(("he", "his")) else "f" if pron.startswith(
-        ("she", "her")) else None
+    # "her" starts with "he": she/her first
+    gender = "f" if pron.startswith(("she", "her")) else "m" if pron.startswith(
+        ("he", "his")) else None
     for ref in reversed(refs):
         if gender and ref.kind == "thing" and not ref.name:
             continue  # a named thing is "he" or "she" to its owner: a car, a plant, a boat
@@ -2408,6 +2423,8 @@ def _resolve_pronouns(s: str, refs: list[_Referent], recent: int = 0
         if pron in ("it", "it's") and ref.kind != "pet" and not re.match(
                 r"(?:'s |is |was )?(?:called|named|a |an |\w+ years old|\d)", rest, re.I):
             return s, None
+        if gender and ref.gender is None:
+            ref.gender = gender  # "He is enormous": the cat is "he" from now on, not "she"
         phrase = ref.name if ref.kind == "person" and ref.name and not ref.phrase.startswith(
             ("my ", "our ")) else ref.phrase
         if ref.name and ref.phrase.startswith(("my ", "our ")) and ref.kind == "pet" and \
@@ -2843,6 +2860,11 @@ def statements_from_turns(
                 new_refs = _referents(cl, st.subject)
                 for r in new_refs:
                     r.at = len(out)
+                    # a pronoun already told whether it is "he" or "she"
+                    r.gender = r.gender or next(
+                        (x.gender for x in reversed(refs) if x.gender and (
+                            x.phrase == r.phrase or x.name and x.name in (r.name, r.phrase))),
+                        None)
                 if not any(r.kind == "person" for r in new_refs):
                     # "Then there's my best mate Lorcan.": a person the parse did not keep
                     new_refs += [r for r in _mentions(fp, len(out), turn_no)
@@ -2851,6 +2873,9 @@ def statements_from_turns(
             else:  # a fragment: "Last one: Auntie Rosalind, who runs a campsite"
                 refs = (refs + _mentions(fp, len(out), turn_no))[-6:]
             if named is not None:  # the named thing replaces its unnamed mention
+                refs = [r for r in refs if r.phrase.lower() != named.phrase][-5:] + [named]
+            elif named := _named_referent(fp, len(out), turn_no):
+                # "The cat, I should say, is called Lord Fenwick. He is enormous.": the cat
                 refs = [r for r in refs if r.phrase.lower() != named.phrase][-5:] + [named]
             idx = len(out)
             replaced = supersede([out[k] for k in live], [st]).get(0, [])
