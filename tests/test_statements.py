@@ -677,3 +677,10 @@ def test_no_crash_on_random_text():
         for st in stmts(text):
             pairs = questions_for(st, 8, seed=i)
             assert all(a == st.restated for _, a in pairs)
+
+
+def test_the_day_of_an_event_goes_before_a_clause_hung_on_it():
+    assert one("I finished in 58 minutes, which I am rather proud of.").restated == (
+        "You finished in 58 minutes on June 14, 2023, which you are rather proud of.")
+    assert one("I painted benches, planted flowers, and built a playground.").restated == (
+        "You painted benches, planted flowers, and built a playground on June 14, 2023.")

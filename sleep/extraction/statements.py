@@ -2920,6 +2920,10 @@ _DATED = re.compile(rf"\b(?:{'|'.join(m.capitalize() for m in _MONTH_LOW if len(
                     r"when|while|before|after|during|every|usually|always|never|once)\b", re.I)
 
 
+_HUNG_CLAUSE = re.compile(r",\s+(?:which|who|because|but|although|though|so|while|whereas|"
+                          r"even though|since)\b")
+
+
 def _dated_event(fp: str, when: datetime | date | None) -> str:
     """A past event told without a time ("I started playing Fortnite", "I've finished the
     first draft") happened about when it was told: the day goes into the statement, so "When
@@ -2954,7 +2958,13 @@ def _dated_event(fp: str, when: datetime | date | None) -> str:
             cl.subj[0].low in ("i", "we") or cl.subj[0].tag in ("POSS", "PROPN")):
         return fp
     day = _fmt(when.date() if isinstance(when, datetime) else when)
-    return f"{fp.rstrip('.!,;: ')}" + (f", as of {day}" if perfect else f" on {day}")
+    stamp = f", as of {day}" if perfect else f" on {day}"
+    # the day belongs to the event, not to a clause hung on it: "You finished in 58 minutes
+    # on May 14, 2025, which you are proud of", not "... proud of on May 14, 2025"
+    tail = _HUNG_CLAUSE.search(fp)
+    if tail:
+        return f"{fp[:tail.start()]}{stamp}{fp[tail.start():]}"
+    return f"{fp.rstrip('.!,;: ')}{stamp}"
 
 
 def _its_is(s: str) -> str:
