@@ -158,13 +158,15 @@ def test_bundled_model_has_its_own_measured_sleep_window(tmp_path):
 
 @pytest.mark.parametrize("device", ["cuda", "metal"])
 def test_on_a_gpu_the_bundled_model_trains_more_per_cycle(tmp_path, device):
-    """A GPU trains a small cycle in seconds: 24 examples per kept exchange for 3 epochs (the
-    CPU's 16 for 2 would keep a 10-turn cycle near its minute). Everything else is the CPU's,
-    a file or the environment still wins, and a model without GPU settings is unchanged."""
+    """A GPU trains a cycle in seconds: 6 phrasings per fact, 48 examples per kept exchange
+    for 3 epochs and 4,500 in all (the CPU's 4, 16 for 2 and 1,500 keep a 10-turn cycle near
+    its minute). Everything else is the CPU's, a file or the environment still wins, and a
+    model without GPU settings is unchanged."""
     cpu = load_config(data_dir=tmp_path, env={}, device="cpu")
     gpu = load_config(data_dir=tmp_path, env={}, device=device)
-    assert (gpu.sleep.train_examples_per_turn, gpu.sleep.train.epochs) == (24, 3)
-    assert gpu.sleep.max_train_examples == cpu.sleep.max_train_examples == 1500
+    assert (gpu.sleep.train_examples_per_turn, gpu.sleep.train.epochs) == (48, 3)
+    assert (gpu.sleep.phrasings_per_fact, cpu.sleep.phrasings_per_fact) == (6, 4)
+    assert (gpu.sleep.max_train_examples, cpu.sleep.max_train_examples) == (4500, 1500)
     assert gpu.sleep.train.learning_rate == cpu.sleep.train.learning_rate
     env = {"SLEEPBOT_EPOCHS": "2", "SLEEPBOT_TRAIN_EXAMPLES_PER_TURN": "16"}
     pinned = load_config(data_dir=tmp_path, env=env, device=device)
