@@ -11,6 +11,9 @@ retention. Development numbers: the sets are the shipped and held-out ones.
         [--mc ../shared/data/retention_dev.jsonl --mc-offset 100 --mc-limit 100] \
         [--model DIR] [--config TOML] [--seeds 0,1,2]
 
+The grid's phrasings, epochs and learning rate override those of ``--config`` (set the other
+settings there: examples per exchange, rank, layers).
+
 Each fact's recall at this model size flips with the training order, so a difference between
 two settings on one seed is mostly noise: compare means over ``--seeds``.
 """
