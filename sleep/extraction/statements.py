@@ -2310,21 +2310,30 @@ def _person_after(before: str, thing: str, prev: str) -> bool:
     return any(w in _PERSON_NOUNS for w in re.findall(r"[a-z]+", tail))
 
 
+def _named_it(first_person: str, prev: str = "") -> tuple[re.Match | None, str, bool]:
+    """For "... I named her Mustard": the match, the user's last thing before it in the
+    sentence ("my car", or ""), and whether a person mentioned after that thing (or in the
+    sentence and ``prev`` when there is none) makes "her" more likely the person."""
+    m = _NAMED_IT.search(first_person)
+    if m is None:
+        return None, "", False
+    before = first_person[:m.start()]
+    own = _own_things(before)
+    thing = own[-1] if own else ""
+    return m, thing, _person_after(before, thing, prev)
+
+
 def _own_the_named(first_person: str, refs: list[_Referent], prev: str,
                    at: int, turn: int) -> tuple[str, _Referent | None]:
     """"I named her Mustard" after "I have to tell you about my car": the sentence says whose
     name it is ("I named my car Mustard"), and the car is a referent with a name and the
     pronoun its owner uses for it ("She makes a noise like a kettle")."""
-    m = _NAMED_IT.search(first_person)
-    if m is None:
-        return first_person, None
+    m, own, person = _named_it(first_person, prev)
+    if m is None or person:
+        return first_person, None  # person: "my sister had a baby girl and I named her Maya"
     gender = {"him": "m", "her": "f"}.get(m.group(2).lower())
-    before = first_person[:m.start()]
-    own = _own_things(before)
-    if _person_after(before, own[-1] if own else "", prev):
-        return first_person, None  # "my sister had a baby girl and I named her Maya"
     if own:  # "my car ... and I named her Mustard": the sentence says it already
-        phrase = own[-1]
+        phrase = own
     else:
         ref = next((r for r in reversed(refs) if r.kind != "person" and not r.name
                     and r.at >= at - 1 and r.phrase.startswith(("my ", "our "))), None)
@@ -3795,12 +3804,10 @@ def _named_questions(first_person: str) -> list[str]:
         owner = "my" if re.match(r"(?:a|an|my|the)\b", m.group(0)) else "our"
         out += [f"What is {owner} {head} called?", f"What is the name of {owner} {head}?"]
     # "my car ... and I named her Mustard", "I named my car Mustard"
-    m = _NAMED_IT.search(first_person)
-    own = _own_things(first_person[:m.start()]) if m else []
-    if own and _person_after(first_person[:m.start()], own[-1], ""):
-        own = []
+    _, own, person = _named_it(first_person)
+    own = "" if person else own
     n = _NAMED_OWN.search(first_person)
-    thing = own[-1] if own else f"{n.group(1)} {n.group(2)}".lower() if n and n.group(2).lower(
+    thing = own if own else f"{n.group(1)} {n.group(2)}".lower() if n and n.group(2).lower(
         ) not in _PERSON_NOUNS else ""
     if thing:
         out += [f"What is {thing} called?", f"What did I name {thing}?"]
