@@ -101,7 +101,8 @@ def named_facts(statements: list[Statement], known: list[Fact]) -> list[Fact]:
             if name.lower() in names:
                 continue
             names.add(name.lower())
-            called = "" if noun in PERSON_RELATIONS or noun in ("friend", "partner") else "called "
+            # people as the rules say them ("Your friend is Kai."), things "called"
+            called = "" if noun in PERSON_RELATIONS else "called "
             out.append(Fact(USER_SUBJECT, noun, name, f"Your {noun} is {called}{name}.",
                             list(st.source_exchange_ids)))
     return out
