@@ -23,7 +23,7 @@ from runtime.config import SleepConfig
 from runtime.generation import turn_prefix
 from runtime.scoring import sequence_scores_steps
 from runtime.thread import ModelContext
-from sleep.extraction.statements import is_disclosure, split_sentences
+from sleep.extraction.statements import is_disclosure, message_sentences
 from sleep.importance import explain, importance, utility
 from sleep.types import ScoredExchange
 
@@ -57,7 +57,7 @@ def user_text_losses_steps(ctx: ModelContext, user_id: str, checkpoint: Path | N
 
 def disclosure(text: str) -> str:
     """The first sentence of ``text`` that discloses something, or ""."""
-    return next((s for s in split_sentences(text) if is_disclosure(s)), "")
+    return next((s for s in message_sentences(text) if is_disclosure(s)), "")
 
 
 def score(exchanges: list[Exchange], losses: list[float], cfg: SleepConfig

@@ -13,11 +13,13 @@ from datetime import datetime
 
 import pytest
 
+from sleep.curation import disclosure
 from sleep.extraction.statements import (
     USER,
     Statement,
     is_disclosure,
     judge_disclosure,
+    message_sentences,
     questions_for,
     resolve_times,
     split_sentences,
@@ -156,6 +158,32 @@ def test_to_second_person(text, expected):
     ("I got married in 2012", "I got married in 2012"),
 ])
 def test_resolve_times(text, expected):
+    assert resolve_times(text, WHEN) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    # a weekday named alone is the coming one ...
+    ("I have a dentist appointment on Tuesday",
+     "I have a dentist appointment on Tuesday, June 20, 2023"),
+    ("it has to be done by Wednesday", "it has to be done by Wednesday, June 21, 2023"),
+    ("todo: truck inspection friday", "todo: truck inspection Friday, June 16, 2023"),
+    ("we're getting married on Saturday", "we're getting married on Saturday, June 17, 2023"),
+    # ... or the last one when the nearest verb is in the past
+    ("I saw her on Monday", "I saw her on Monday, June 12, 2023"),
+    ("On Friday I went to the zoo", "On Friday, June 9, 2023 I went to the zoo"),
+    ("we got married on Saturday", "we got married on Saturday, June 10, 2023"),
+    ("going Monday morning", "going the morning of Monday, June 19, 2023"),
+    # routines, ranges and "a snowy Monday" are no particular day
+    ("I go swimming on Fridays", "I go swimming on Fridays"),
+    ("every Sunday morning I ring the bell", "every Sunday morning I ring the bell"),
+    ("I work Monday to Friday", "I work Monday to Friday"),
+    ("every day except Monday", "every day except Monday"),
+    ("on a snowy Monday", "on a snowy Monday"),
+    # counted days with "have" are still a date; "in two years" after "first" is not
+    ("I have an appointment in fourteen days' time", "I have an appointment on June 28, 2023"),
+    ("our first holiday in two years", "our first holiday in two years"),
+])
+def test_resolve_weekdays_and_counted_days(text, expected):
     assert resolve_times(text, WHEN) == expected
 
 
@@ -684,3 +712,36 @@ def test_the_day_of_an_event_goes_before_a_clause_hung_on_it():
         "You finished in 58 minutes on June 14, 2023, which you are rather proud of.")
     assert one("I painted benches, planted flowers, and built a playground.").restated == (
         "You painted benches, planted flowers, and built a playground on June 14, 2023.")
+
+
+def test_label_value_lines_are_restated():
+    said = [s.restated for s in stmts(
+        "name: Korbin Aske. age 44.", "wife: Odalys. nurse. nights, mostly.",
+        "from: Tarrenmouth originally. now: Ellisford.", "hate: karaoke.",
+        "kids: 2. daughter Sunniva (14), son Brannock (10).", "update: I got the job!")]
+    assert "Your name is Korbin Aske." in said and "You're 44." in said
+    assert "Your wife is Odalys, nurse, nights, mostly." in said  # fragments go on the label
+    assert "You're from Tarrenmouth originally." in said and "You're in Ellisford now." in said
+    assert "You hate karaoke." in said and "You have 2 kids." in said
+    assert "Your daughter Sunniva (14), your son Brannock (10)." in said
+    assert "You got the job on June 14, 2023." in said  # the label only introduced it
+    # a heading before a sentence is left as it is
+    heading = "Trim Regularly: It's the best way to avoid split ends."
+    assert message_sentences(heading) == [heading]
+    # curation reads the same sentences: a line of labels discloses something
+    assert disclosure("from: Tarrenmouth originally. now: Ellisford.")
+
+
+def test_a_name_met_is_who_she_is_next():
+    said = [s.restated for s in stmts(
+        "Last Saturday I ran into Ysolde Brackwater at the market.",
+        "She's shaved her head, and she's a glassblower now!")]
+    assert "Ysolde Brackwater has shaved her head, as of June 14, 2023." in said
+    assert "Ysolde Brackwater is a glassblower now." in said
+
+
+def test_hm_is_no_corrected_value():
+    said = stmts("My first day at the joinery was last Monday.",
+                 "hm, actually it's more like 25 now")
+    assert "May" not in said[0].restated and "on Monday, June 12, 2023" in said[0].restated
+    assert "hm" not in said[0].restated.lower()

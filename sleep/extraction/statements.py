@@ -19,7 +19,11 @@ Use::
 Stages (each a plain function, usable on its own):
 
 * ``split_sentences``: chat text to sentences: punctuation, line breaks, emoji, "lol", and
-  run-on messages ("i have a cat named mochi my sister has a dog") are split.
+  run-on messages ("i have a cat named mochi my sister has a dog") are split;
+  ``message_sentences`` also restates ``label: value`` lines ("dog: Grub. mastiff." → "My dog
+  is Grub, mastiff.").
+* ``resolve_times`` also dates a weekday named alone ("on Tuesday", "by Friday"): the coming
+  one, or the last one when the nearest verb is in the past ("I saw her on Monday").
 * ``judge_disclosure`` / ``is_disclosure``: keeps first-person statements (self, family,
   friends, pets, things, plans, wishes, feelings, hobbies, events, numbers) and statements about
   people the user names; rejects small talk, questions, requests and pure reactions.
@@ -54,6 +58,8 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 import lemminflect
+
+from sleep.extraction.vocabulary import PERSON_RELATIONS
 
 USER = "user"  # Statement.subject for statements about the person talking to the bot
 
@@ -405,7 +411,7 @@ _TRAILING = re.compile(
     re.I,
 )
 _CORRECTION = re.compile(
-    r"^(?:(?:no|nope|oops|sorry|wait|hold on|my bad|err?|um+|uh+)\b[\s,.!:;\-–—]*)*"
+    r"^(?:(?:no|nope|oops|sorry|wait|hold on|my bad|err?|um+|uh+|hm+)\b[\s,.!:;\-–—]*)*"
     r"(?:actually|i meant|i mean|correction|scratch that|let me correct (?:that|myself)|"
     r"not\s+\w+\s*,)\b[\s,.!:;\-–—]*",
     re.I,
@@ -1668,7 +1674,8 @@ _REQUEST_VERBS = _words("tell give show write explain help recommend suggest des
 # ============================================================================================
 
 _NUM_RE = (r"(?:\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-           r"fifteen|twenty|thirty|a couple of|couple of|a couple|a few|few|several)")
+           r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|"
+           r"forty|fifty|sixty|a couple of|couple of|a couple|a few|few|several)")
 _PREP_BEFORE = re.compile(
     r"\b(?:since|until|till|by|before|after|from|through|starting|as of|on|in|at|during|"
     r"around|for)\s+$", re.I)
@@ -1752,7 +1759,7 @@ def _unit_phrase(unit: str, n: int, today: date, sign: int, vague: bool) -> tupl
 def _relative(m: re.Match, today: date) -> tuple[str, str]:
     """(preposition, absolute phrase) for one matched relative time expression."""
     g = m.group(0).lower()
-    g = re.sub(r"\s+", " ", g)
+    g = re.sub(r"'? time$", "", re.sub(r"\s+", " ", g))  # "in fourteen days' time"
     day_parts = ("morning", "afternoon", "evening", "night")
     if g.startswith("the day before yesterday"):
         return "on", _fmt(today - timedelta(days=2))
@@ -1844,18 +1851,20 @@ _RELATIVE_RE = re.compile(
     r"last night|tonight|tonite|2nite|(?:earlier|later) today|"
     r"this (?:morning|afternoon|evening)|today|"
     rf"(?:last|this|next|this coming|this past|coming|past) (?:{_WEEKDAY_RE})|"
-    r"(?:last|this|next|past|coming) (?:week|weekend|month|year|spring|summer|autumn|fall|"
+    r"(?:this past|this coming|last|this|next|past|coming) (?:week|weekend|month|year|spring|"
+    r"summer|autumn|fall|"
     r"winter)|"
     rf"(?:last|this|next) (?:{_MONTH_NAMES_RE})|"
     rf"{_NUM_RE} (?:day|week|month|year|decade)s? ago|"
-    rf"in {_NUM_RE} (?:day|week|month|year|decade)s?|"
+    rf"in {_NUM_RE} (?:day|week|month|year|decade)s?(?:'? time\b)?|"
     rf"{_NUM_RE} (?:day|week|month|year)s? from now)\b",
     re.I,
 )
 
 
+# ("have" alone is not counting: "I have an appointment in fourteen days' time" is a date)
 _COUNTING = re.compile(r"\b(?:first|last|only|best|worst|longest|once|twice|times|"
-                       r"have|has|had|haven't|hasn't|hadn't|'ve|been|ever|never)\b", re.I)
+                       r"haven't|hasn't|hadn't|'ve|been|ever|never|not)\b", re.I)
 _COUNTED_FROM_NOW = re.compile(
     r"\b(a|an|one|two|three|four|five|six|seven|eight|nine|ten|\d{1,2})\s+"
     r"(day|week|month)s?\s+from\s+(?:today|now)\b", re.I)
@@ -1904,7 +1913,69 @@ def resolve_times(sentence: str, when: datetime | date | None) -> str:
     out = _COUNTED_FROM_NOW.sub(counted, out)
     out = _MONTH_DAY.sub(month_day, out)
     out = _RELATIVE_RE.sub(repl, out)
+    out = _bare_weekdays(out, today)
     return re.sub(r"\s{2,}", " ", out)
+
+
+# a weekday named alone ("on Tuesday", "by Friday", "truck inspection friday"); one already
+# dated ("Friday, June 9, 2023"), a routine ("Fridays", "every Friday") or "a Friday" is left
+_BARE_WEEKDAY = re.compile(
+    rf"\b(?:(?P<prep>on|by|until|till|before|after|from|for|since|this|last|next) )?"
+    rf"(?P<day>{_WEEKDAY_RE})(?: (?P<part>morning|afternoon|evening|night))?\b"
+    rf"(?!s\b|,? (?:{_MONTH_NAMES_RE}|\d)|"
+    rf"\s*(?:to|through|till|until|-|–|and|or)\s*(?:{_WEEKDAY_RE}))", re.I)
+# ... nor one of a range or a routine ("Monday to Friday", "every Friday")
+_NOT_BARE = re.compile(rf"\b(?:every|each|a|on a|the|most|some|any|other|except|but|besides|"
+                       rf"(?:{_WEEKDAY_RE})\s*(?:to|through|till|until|-|–|and|or))\s*$", re.I)
+# the verb nearest the weekday says which one: the past one ("I saw her on Monday") or the
+# coming one ("I have a dentist appointment on Tuesday", "it has to be done by Tuesday")
+_FUTURE_MARK = re.compile(
+    r"\b(?:will|shall|gonna|going to|have to|has to|need to|needs to|want to|hope|plan|"
+    r"planning|can't wait|is|are|am|be|'m|'re|'s|'ll|have|has|do|does|get|getting|leave|"
+    r"leaving|start|starting|come|coming)\b", re.I)
+# a participle after "be" or "get" is no past ("we're getting married on Saturday")
+_PASSIVE = re.compile(r"\b(?:is|are|am|'m|'re|be|being|getting|get)\s+\S*$", re.I)
+_PAST_MARK = re.compile(
+    r"\b(?:was|were|did|had|'d|went|got|came|saw|met|left|told|said|bought|took|made|found|"
+    r"gave|ran|sent|ate|drove|flew|spent|wrote|heard|felt|fell|won|lost|began|broke|slept|"
+    r"kept|woke|stood|sat|paid|brought|thought|caught|taught|sold|held|wore|swam|sang|drank|"
+    r"rode|became|forgot|chose|"
+    r"\w{3,}(?<!ne)(?<!fe)(?<!se)(?<!spe)ed)\b", re.I)
+
+
+def _bare_weekdays(sentence: str, today: date) -> str:
+    def repl(m: re.Match) -> str:
+        before = sentence[: m.start()]
+        if _NOT_BARE.search(before) or (m["prep"] or "").lower() in ("this", "last", "next"):
+            return m.group(0)
+        if not m["prep"] and re.search(r"\b(?:a|an|the|that|one)\s+\w+\s+$", before, re.I):
+            return m.group(0)  # "on a snowy Monday", "have a lovely Sunday": no particular one
+        prep = m["prep"] or ""
+        wd = _WEEKDAY_LOW[m["day"].lower()]
+        if prep.lower() in ("by", "until", "till", "before", "for"):
+            past = False  # a deadline or a booking is ahead
+        else:
+            clause = re.split(r"[,.;!?—–]", before)[-1]
+            after = re.split(r"[,.;!?—–]", sentence[m.end():])[0]
+            marks = [(mm.end(), mm) for mm in _FUTURE_MARK.finditer(clause)] + [
+                (mm.end(), mm) for mm in _PAST_MARK.finditer(clause)
+                if not _PASSIVE.search(clause[: mm.end()])]
+            if marks:
+                nearest = max(marks, key=lambda x: x[0])[1]
+            else:
+                found = [mm for mm in (_FUTURE_MARK.search(after), _PAST_MARK.search(after))
+                         if mm]
+                nearest = min(found, key=lambda x: x.start()) if found else None
+            past = nearest is not None and nearest.re is _PAST_MARK
+        if past:
+            d = today - timedelta(days=(today.weekday() - wd) % 7 or 7)
+        else:
+            d = today + timedelta(days=(wd - today.weekday()) % 7 or 7)
+        when = _fmt_wd(d) if not m["part"] else f"the {m['part'].lower()} of {_fmt_wd(d)}"
+        # no preposition is added: "had Wednesday off", "truck inspection Friday, ..."
+        return f"{m['prep']} {when}" if m["prep"] else when
+
+    return _BARE_WEEKDAY.sub(repl, sentence)
 
 
 _SUBJECT_TIME = re.compile(r"\s*(?P<verb>is|was|will be|'s)\s+(?P<what>[^,;.!?]+)(?P<tail>.*)$",
@@ -2388,6 +2459,10 @@ def _mentions(text: str, at: int, turn: int | None = None) -> list[_Referent]:
                 found.append((pos, _Referent("my " + phrase.split(" ", 1)[1], "person",
                                              _GENDER.get(head), name, at, turn)))
                 break
+    for m in _MET.finditer(text):  # "I ran into Ysolde Brackwater": "she" may be her next
+        if m.group(1).split()[0] not in _NOT_A_NAME.split("|") and m.group(1) != "I":
+            found.append((m.start(1), _Referent(m.group(1), "person", None, m.group(1), at,
+                                                turn)))
     for m in _TITLED.finditer(text):
         title = m.group(1).lower()
         phrase = f"{m.group(1)} {m.group(2)}"
@@ -2396,6 +2471,9 @@ def _mentions(text: str, at: int, turn: int | None = None) -> list[_Referent]:
     return [r for _, r in sorted(found, key=lambda x: x[0])]
 
 
+_MET = re.compile(r"\b(?:met|meet|meeting|ran into|run into|bumped into|saw|visited|texted|"
+                  r"messaged|invited|married|dating|date|helped|hugged|introduced me to)\s+"
+                  r"([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\b")
 _THE_ONE = re.compile(r"^(?:the|my|our) (current|new|old|other|latest|previous|first|second) "
                       r"one\b(.*)$", re.I)
 
@@ -2445,7 +2523,11 @@ def _resolve_pronouns(s: str, refs: list[_Referent], recent: int = 0
             poss = phrase + ("'" if phrase.endswith("s") and not ref.name else "'s")
             return f"{poss} {rest}", ref
         if pron.endswith(("'s", "s")) and pron not in ("his", "its"):
-            return f"{phrase} is {rest}" if not re.match(r"(?:been|got)\b", rest) else (
+            first = rest.split()[0].lower() if rest.split() else ""
+            # "she's shaved her head" has shaved it: a participle with an object after it
+            done = first in ("been", "got") or "VBN" in _verb_forms(first) and len(
+                rest.split()) > 1 and rest.split()[1].lower() in _POSS | _words("a an the")
+            return f"{phrase} is {rest}" if not done else (
                 f"{phrase} has {rest}"), ref
         return f"{phrase} {rest}", ref
     return s, None
@@ -2744,7 +2826,100 @@ def _value_first(sentences: list[str]) -> list[str]:
 
 
 _NOT_A_VALUE = _words("i we you it this that there so and but well oh no yes yeah ok okay "
-                      "because cause then now was is are")
+                      "because cause then now was is are hm hmm hmmm um umm uh er erm ah")
+
+
+# ``label: value`` lines, the way some people write ("job: crane operator. port of
+# Mellowick."): restated as sentences, so any label reaches the general path
+_LABEL = re.compile(r"^(?P<label>[A-Za-z][A-Za-z' ]{0,24}?)\s*:\s+(?P<value>\S.*?)[.!]*$")
+_LABEL_VERBS = _words("hate hates like likes love loves dislike dislikes enjoy enjoys prefer "
+                      "prefers need needs want wants miss misses")
+# a label that only introduces what follows ("update: I got the job", "q: best bait ...?")
+_LABEL_NOTES = _words("note notes ps p.s btw fyi update edit q question also and but so tldr "
+                      "tl;dr re news")
+_LABEL_TODO = _words("todo to-do plan plans schedule reminder reminders upcoming agenda")
+_TODO_OBJECT = _words("to the a an my our some out up in on him her them it")
+_AGE_FRAGMENT = re.compile(r"^(?:age|aged)\s+(?P<n>\d{1,3})\b[.!]*$", re.I)
+
+
+def _label_sentence(label: str, value: str) -> tuple[str, bool] | None:
+    """The sentence a ``label: value`` line says, and whether short fragments after it go on
+    describing the label ("wife: Odalys. nurse." is the wife, a nurse); None: not a label."""
+    low = re.sub(r"^(?:my|our) ", "", label.lower().strip())
+    words = low.split()
+    if len(words) > 3 or _starts_clause(label.split()) or (
+            len(words) > 1 and all(w[:1].isupper() for w in label.split())):
+        return None  # a heading ("Silk Pillowcases: A little luxury ...") is left as it is
+    if value[:1].isupper() and len(value.split()) > 3 and not value.split()[0].isupper() \
+            and words[0] not in _LABEL_NOTES:
+        return None  # a sentence after it ("Trim regularly: It's the best way ...")
+    if words[0] in _LABEL_NOTES or _starts_clause(value.split()):
+        return value, False
+    if low in _LABEL_VERBS:
+        verb = "miss" if low == "misses" else low.removesuffix("s") if low != "miss" else low
+        return f"I {verb} {value}", False
+    if low in ("from", "originally from", "hometown from"):
+        return f"I'm from {value}", False
+    if low in ("now", "currently", "these days"):
+        return (f"I'm in {value} now" if value[:1].isupper() else f"I'm {value} now"), False
+    if low == "age" and value.split()[0].isdigit():
+        return f"I'm {value}", False
+    if low in _LABEL_TODO:
+        w = value.split()
+        # "todo: call mum" is something to do, "todo: truck inspection friday" a thing
+        act = "VB" in _verb_forms(w[0].lower()) and len(w) > 1 and (
+            w[1].lower() in _TODO_OBJECT or w[1].lower() in PERSON_RELATIONS
+            or w[1][:1].isupper())
+        if low.startswith("plan"):
+            be = "are" if low.endswith("s") else "is"
+            return (f"I plan to {value}" if act else f"My {low} {be} {value}"), False
+        return (f"I have to {value}" if act else f"I have {value}"), False
+    plural = low.endswith("s") and not low.endswith("ss")
+    if plural and re.fullmatch(r"\d+|" + "|".join(_NUMBER_WORDS), value.lower()):
+        return f"I have {value} {low}", True
+    return f"My {low} {'are' if plural else 'is'} {value}", True
+
+
+def message_sentences(text: str) -> list[str]:
+    """A message's sentences as the general path reads them: split, ``label: value`` lines
+    restated (what curation judges is what extraction reads)."""
+    return _unlabelled(split_sentences(text or ""))
+
+
+def _unlabelled(sentences: list[str]) -> list[str]:
+    """One message's sentences with its ``label: value`` lines restated ("dog: Grub. mastiff.
+    eats socks." -> "My dog is Grub, mastiff, eats socks."); others are left as they are."""
+    out: list[str] = []
+    described = False  # the last sentence was a label that short fragments go on describing
+    for sentence in sentences:
+        raw = clean_text(sentence).strip()
+        if raw.endswith(":") and len(raw.split()) <= 3:
+            continue  # "work stuff:" only introduces the sentence after it
+        m = _LABEL.match(raw)
+        said = _label_sentence(m["label"], m["value"]) if m and not raw.endswith("?") else None
+        if said is not None:
+            text, described = said
+            out.append(text[0].upper() + text[1:] + ".")
+            continue
+        if (a := _AGE_FRAGMENT.match(raw)) is not None:
+            out.append(f"I'm {a['n']}.")
+            described = False
+            continue
+        frag = raw.rstrip(".!")
+        if described and out and len(frag.split()) <= 3 and ":" not in frag and \
+                not raw.endswith("?") and not _starts_clause(frag.split()):
+            out[-1] = f"{out[-1].rstrip('.')}, {frag}."
+            continue
+        described = False
+        if _BARE_RELATION.match(raw):  # "daughter Sunniva (14), son Brannock (10)."
+            sentence = _BARE_RELATION.sub(lambda r: f"{r[1]}my {r[2].lower()}", raw)
+        out.append(sentence)
+    return out
+
+
+# lowercase only: "Boss Baby is a great movie" names no boss
+_BARE_RELATION = re.compile(
+    rf"(^|,\s*|\band\s+)({'|'.join(PERSON_RELATIONS)})(?=\s+[A-Z][a-z])")
 
 
 def _names_then_verb(text: str) -> bool:
@@ -2799,7 +2974,7 @@ def statements_from_turns(
     for turn_no, (text, ids, when) in enumerate(turns):
         turn_of += [turn_no - 1] * (len(out) - len(turn_of))  # corrections made then
         pending = False
-        for sentence in _value_first(split_sentences(text or "")):
+        for sentence in _value_first(message_sentences(text)):
             raw = clean_text(sentence).strip()
             if _INTERJECTION_ONLY.match(raw):
                 pending = True  # "no wait," then the corrected sentence
