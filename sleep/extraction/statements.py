@@ -1940,7 +1940,7 @@ _PAST_MARK = re.compile(
     r"gave|ran|sent|ate|drove|flew|spent|wrote|heard|felt|fell|won|lost|began|broke|slept|"
     r"kept|woke|stood|sat|paid|brought|thought|caught|taught|sold|held|wore|swam|sang|drank|"
     r"rode|became|forgot|chose|"
-    r"\w{3,}(?<!ne)(?<!fe)(?<!se)(?<!spe)ed)\b", re.I)
+    r"(?!(?:speed|indeed|exceed|proceed|succeed|breed|bleed)\b)\w{3,}ed)\b", re.I)
 
 
 def _bare_weekdays(sentence: str, today: date) -> str:
@@ -2460,7 +2460,7 @@ def _mentions(text: str, at: int, turn: int | None = None) -> list[_Referent]:
                                              _GENDER.get(head), name, at, turn)))
                 break
     for m in _MET.finditer(text):  # "I ran into Ysolde Brackwater": "she" may be her next
-        if m.group(1).split()[0] not in _NOT_A_NAME.split("|") and m.group(1) != "I":
+        if m.group(1).split()[0] not in _WEEKDAYS:
             found.append((m.start(1), _Referent(m.group(1), "person", None, m.group(1), at,
                                                 turn)))
     for m in _TITLED.finditer(text):
@@ -2832,11 +2832,12 @@ _NOT_A_VALUE = _words("i we you it this that there so and but well oh no yes yea
 # ``label: value`` lines, the way some people write ("job: crane operator. port of
 # Mellowick."): restated as sentences, so any label reaches the general path
 _LABEL = re.compile(r"^(?P<label>[A-Za-z][A-Za-z' ]{0,24}?)\s*:\s+(?P<value>\S.*?)[.!]*$")
-_LABEL_VERBS = _words("hate hates like likes love loves dislike dislikes enjoy enjoys prefer "
-                      "prefers need needs want wants miss misses")
+# "hate: karaoke", "likes: fly fishing": each form and the verb the sentence takes
+_LABEL_VERBS = {form: verb for verb in "hate like love dislike enjoy prefer need want miss".split()
+                for form in (verb, verb + ("es" if verb.endswith("ss") else "s"))}
 # a label that only introduces what follows ("update: I got the job", "q: best bait ...?")
-_LABEL_NOTES = _words("note notes ps p.s btw fyi update edit q question also and but so tldr "
-                      "tl;dr re news")
+_LABEL_NOTES = _words("note notes ps btw fyi update edit q question also and but so tldr re "
+                      "news")
 _LABEL_TODO = _words("todo to-do plan plans schedule reminder reminders upcoming agenda")
 _TODO_OBJECT = _words("to the a an my our some out up in on him her them it")
 _AGE_FRAGMENT = re.compile(r"^(?:age|aged)\s+(?P<n>\d{1,3})\b[.!]*$", re.I)
@@ -2856,9 +2857,8 @@ def _label_sentence(label: str, value: str) -> tuple[str, bool] | None:
     if words[0] in _LABEL_NOTES or _starts_clause(value.split()):
         return value, False
     if low in _LABEL_VERBS:
-        verb = "miss" if low == "misses" else low.removesuffix("s") if low != "miss" else low
-        return f"I {verb} {value}", False
-    if low in ("from", "originally from", "hometown from"):
+        return f"I {_LABEL_VERBS[low]} {value}", False
+    if low in ("from", "originally from"):
         return f"I'm from {value}", False
     if low in ("now", "currently", "these days"):
         return (f"I'm in {value} now" if value[:1].isupper() else f"I'm {value} now"), False
