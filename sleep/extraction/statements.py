@@ -4052,6 +4052,29 @@ def generalised(questions: list[str]) -> list[str]:
     return out
 
 
+# "my brother Fenwick's", "my little sister Ann": a person or pet of the user's with its name
+_OWN_NAMED = re.compile(r"\b((?:my|our)\s+(?:[a-z-]+\s+)?([a-z-]+))\s+"
+                        r"([A-Z][a-z][\w-]*(?:\s+[A-Z][a-z][\w-]*)?)(?='s\b|\b)")
+
+
+def unnamed(questions: list[str], limit: int = 2) -> list[str]:
+    """Questions about a named person or pet of the user's asked without the name ("What is my
+    brother Fenwick's job?" → "What is my brother's job?"): people ask "my brother", and a
+    question with the name answers only questions with it. Two brothers make it ambiguous;
+    the caller drops a question trained with two answers (see formation)."""
+    out = []
+    for q in questions:
+        m = _OWN_NAMED.search(q)
+        if m is None or len(out) >= limit:
+            continue
+        noun = m.group(2).lower()
+        # "Is my partner Thijs?" asks whether the name is right: it is no name in apposition
+        apposition = re.match(r"'s\b|\s+\w", q[m.end(3):]) is not None
+        if apposition and (noun in _PERSON_NOUNS or "pet" in _CATEGORY.get(noun, [])):
+            out.append(q[: m.end(1)] + q[m.end(3):])
+    return out
+
+
 _LONG_QUESTION = 12  # words
 
 
