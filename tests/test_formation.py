@@ -15,8 +15,10 @@ import pytest
 
 from bot.engine import open_engine
 from bot.wake import ChatService
-from sleep.extraction.formation import extract_turns, superseded_answers
+from sleep.extraction.formation import contrasts, extract_turns, superseded_answers
+from sleep.extraction.statements import unnamed
 from sleep.pipeline import plan_cycle, run_cycle
+from sleep.types import USER_SUBJECT, Fact
 from tests.conftest import quick_sleep
 
 SENT = datetime(2024, 1, 5, 18, 30)
@@ -90,8 +92,10 @@ def test_a_name_taken_back_leaves_no_rule_fact_behind():
     got = extract_turns(turns("My partner's name is Sven.",
                               "ugh, no, Sven is my brother. My partner is Arne."), phrasings=6)
     answers = answers_of(got)
-    assert not any("partner" in a and "Sven" in a for a in answers), answers
+    assert not any("partner is Sven" in a or "Sven is your partner" in a for a in answers)
     assert any("Arne" in a for a in answers) and any("brother" in a for a in answers)
+    # ... and the two are told apart
+    assert "No, your partner is Arne. Your brother is Sven." in answers
     assert not any("used to" in a for a in answers)  # a correction, not a change
 
 
@@ -108,10 +112,14 @@ def test_the_same_kind_of_fact_about_different_things_gets_different_questions()
                         phrasings=6)
     by_answer: dict[str, set[str]] = {}
     for p in got.pairs:
-        by_answer.setdefault(p.answer, set()).add(p.question)
+        if not p.answer.startswith("No, "):  # the pairs that tell the two apart name both
+            by_answer.setdefault(p.answer, set()).add(p.question)
     dog = {q for a, qs in by_answer.items() if "Fennel" in a for q in qs}
     cat = {q for a, qs in by_answer.items() if "Saffron" in a for q in qs}
     assert dog and cat and not (dog & cat)
+    told_apart = {p.question: p.answer for p in got.pairs if p.answer.startswith("No, ")}
+    assert told_apart["Is my dog called Saffron?"] == (
+        "No, your dog is called Fennel. Your cat is called Saffron.")
 
 
 @pytest.mark.asyncio
@@ -267,3 +275,33 @@ def test_each_named_thing_in_a_sentence_is_a_short_fact_of_its_own():
             if p.answer == "Your cat is called Pimbrook."][0] == [1]
     # a café the user went to and a man they met are not theirs; a plural is no one thing
     assert not any(a.startswith(("Your cafe", "Your guy", "Your paintings")) for a in by_answer)
+
+
+def test_a_named_persons_questions_are_also_asked_without_the_name():
+    asked = unnamed(["What is my brother Fenwick's job?", "Is my partner Thijs?",
+                     "Where does my dog Rex sleep?", "What does my little sister Ann do?"])
+    # "Is my partner Thijs?" asks whether the name is right: the name is no apposition there
+    assert asked == ["What is my brother's job?", "Where does my dog sleep?"]
+
+
+def test_facts_of_one_kind_are_told_apart():
+    said = contrasts([
+        Fact(USER_SUBJECT, "brother", "Joost", "Your brother is Joost.", [1]),
+        Fact(USER_SUBJECT, "partner", "Thijs", "Your partner is Thijs.", [2]),
+        Fact(USER_SUBJECT, "cat", "Tussock", "You have a grey cat called Tussock.", [3]),
+        Fact(USER_SUBJECT, "tortoise", "Gorbel", "Your tortoise is called Gorbel.", [4]),
+        Fact("Joost", "job", "pastry chef", "Joost is a pastry chef.", [5]),
+        Fact(USER_SUBJECT, "job", "cartographer", "You are a cartographer.", [6]),
+        Fact(USER_SUBJECT, "lives_in", "Ghent", "You live in Ghent.", [7]),  # one of its kind
+    ])
+    pairs = {p.question: (p.answer, p.source_exchange_ids) for p in said}
+    assert pairs["Is my brother Thijs?"] == ("No, your brother is Joost. Your partner is Thijs.",
+                                             [1, 2])
+    assert pairs["Is my cat called Gorbel?"][0] == (
+        "No, your cat is called Tussock. Your tortoise is called Gorbel.")
+    # a job of a person the user named by relation is asked by the relation
+    assert pairs["Is my brother a cartographer?"][0] == (
+        "No, your brother Joost is a pastry chef. You are a cartographer.")
+    assert pairs["Am I a pastry chef?"][0] == (
+        "No, you are a cartographer. Your brother Joost is a pastry chef.")
+    assert len(said) == 6 and all(p.kind == "fact" for p in said)

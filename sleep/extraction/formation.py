@@ -17,6 +17,7 @@ replaces, so the replay buffer stops bringing them back.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,8 +33,9 @@ from sleep.extraction.statements import (
     slot,
     statements_from_turns,
     supersede,
+    unnamed,
 )
-from sleep.extraction.vocabulary import PERSON_RELATIONS
+from sleep.extraction.vocabulary import PERSON_RELATIONS, PET_RELATIONS
 from sleep.types import USER_SUBJECT, Fact, QAPair
 
 Turn = tuple[str, list[int], datetime | None]  # (user text, exchange ids, when it was said)
@@ -81,9 +83,11 @@ def extract_turns(turns: list[Turn], phrasings: int, *, rules: bool = True,
             asked = questions_for(st, phrasings, seed)
             out.pairs += [QAPair(q, a, list(st.source_exchange_ids), "fact") for q, a in asked]
             out.pairs += [QAPair(q, st.restated, list(st.source_exchange_ids), "fact")
-                          for q in generalised([q for q, _ in asked])]
+                          for q in generalised([q for q, _ in asked])
+                          + unnamed([q for q, _ in asked])]
     out.facts = rule_facts + out.facts
-    out.pairs = drop_conflicts(dedupe_pairs(qa_for_facts(rule_facts, phrasings) + out.pairs))
+    out.pairs = drop_conflicts(dedupe_pairs(qa_for_facts(rule_facts, phrasings) + out.pairs
+                                            + contrasts(rule_facts)))
     out.rule_facts = len(rule_facts)
     return out
 
@@ -106,6 +110,59 @@ def named_facts(statements: list[Statement], known: list[Fact]) -> list[Fact]:
             out.append(Fact(USER_SUBJECT, noun, name, f"Your {noun} is {called}{name}.",
                             list(st.source_exchange_ids)))
     return out
+
+
+def contrasts(facts: list[Fact]) -> list[QAPair]:
+    """One yes/no pair per fact that is easy to mix up with another of its kind, asked with
+    the other's value and answered with both ("Is my tortoise called Tussock?" → "No, your
+    tortoise is called Gorbel. Your cat is called Tussock."). Kinds: the names of the user's
+    people, the names of their pets and things, and one relation (a job) of several people
+    or of the user and others. A small model trained on each fact alone answers the question
+    of one with the value of its neighbour (the brother's name for the partner's); these pairs
+    train the difference itself."""
+    who = {f.value: f.relation for f in facts if f.subject == USER_SUBJECT
+           and f.relation in PERSON_RELATIONS}
+    kinds: dict[str, list[tuple[Fact, str, str]]] = {}  # kind -> (fact, question, sentence)
+    for f in facts:
+        v = f.value
+        if len(v.split()) > 4 or v not in f.statement:
+            continue
+        if f.subject == USER_SUBJECT and f.relation in PERSON_RELATIONS:
+            kinds.setdefault("person", []).append(
+                (f, f"Is my {f.relation} {{v}}?", f"Your {f.relation} is {v}."))
+        elif f.subject == USER_SUBJECT and (f.relation in PET_RELATIONS
+                                            or f.statement.endswith(f"is called {v}.")):
+            kinds.setdefault("named", []).append(
+                (f, f"Is my {f.relation} called {{v}}?", f"Your {f.relation} is called {v}."))
+        elif (m := re.fullmatch(rf"(You are|{re.escape(f.subject)} is) (an? )?{re.escape(v)}\.",
+                                f.statement)) is not None:
+            article = m.group(2) or ""
+            if f.subject == USER_SUBJECT:
+                ask, say = "Am I", "You are"
+            elif f.subject in who:  # "Is my brother a ...?": people ask by the relation
+                ask, say = f"Is my {who[f.subject]}", f"Your {who[f.subject]} {f.subject} is"
+            else:
+                ask, say = f"Is {f.subject}", f"{f.subject} is"
+            kinds.setdefault(f.relation, []).append(
+                (f, f"{ask} {{v}}?", f"{say} {article}{v}."))
+    out = []
+    for group in kinds.values():
+        group = list({f.value.lower(): (f, q, a) for f, q, a in group}.values())
+        if len(group) < 2:
+            continue
+        for k, (f, ask, said) in enumerate(group):
+            other, _, other_said = group[(k + 1) % len(group)]
+            question = ask.format(v=_with_article(other, other_said))
+            out.append(QAPair(question, f"No, {said[0].lower()}{said[1:]} {other_said}",
+                              list(f.source_exchange_ids) + list(other.source_exchange_ids),
+                              "fact"))
+    return out
+
+
+def _with_article(f: Fact, sentence: str) -> str:
+    """The value as ``sentence`` says it after its verb ("a pastry chef", "Tussock")."""
+    m = re.search(rf"(?:\b(an?) )?{re.escape(f.value)}\.$", sentence)
+    return f"{m.group(1)} {f.value}" if m and m.group(1) else f.value
 
 
 def _named(text: str, skip: set[str]) -> set[str]:
