@@ -305,3 +305,13 @@ def test_facts_of_one_kind_are_told_apart():
     assert pairs["Am I a pastry chef?"][0] == (
         "No, you are a cartographer. Your brother Joost is a pastry chef.")
     assert len(said) == 6 and all(p.kind == "fact" for p in said)
+
+
+def test_in_a_place_now_after_a_move_is_the_new_home():
+    got = extract_turns(turns("I live in Harrowfield.",
+                              "wait, actually no, we moved last month, we're in Sallowby now"),
+                        phrasings=6)
+    answers = {p.question: p.answer for p in got.pairs}
+    assert answers["Where do I live now?"] == "You're in Sallowby now."
+    assert "You live in Harrowfield." not in answers.values()  # what used to be true
+    assert "You used to live in Harrowfield." in answers.values()

@@ -84,7 +84,7 @@ def extract_turns(turns: list[Turn], phrasings: int, *, rules: bool = True,
             out.pairs += [QAPair(q, a, list(st.source_exchange_ids), "fact") for q, a in asked]
             out.pairs += [QAPair(q, st.restated, list(st.source_exchange_ids), "fact")
                           for q in generalised([q for q, _ in asked])
-                          + unnamed([q for q, _ in asked])]
+                          + unnamed([q for q, _ in asked]) + _home_questions(st)]
     out.facts = rule_facts + out.facts
     out.pairs = drop_conflicts(dedupe_pairs(qa_for_facts(rule_facts, phrasings) + out.pairs
                                             + contrasts(rule_facts)))
@@ -110,6 +110,14 @@ def named_facts(statements: list[Statement], known: list[Fact]) -> list[Fact]:
             out.append(Fact(USER_SUBJECT, noun, name, f"Your {noun} is {called}{name}.",
                             list(st.source_exchange_ids)))
     return out
+
+
+def _home_questions(st: Statement) -> list[str]:
+    """"We're in Sallowby now" says where the user lives without "live": asked that way too."""
+    s = slot(st)
+    if s is None or s[:2] != ("i", "home") or re.search(r"\blive", st.first_person, re.I):
+        return []
+    return ["Where do I live now?", "Where do I live?"]
 
 
 def contrasts(facts: list[Fact]) -> list[QAPair]:

@@ -2678,6 +2678,11 @@ def _slot_of(first_person: str) -> tuple[str, str, str] | None:
             return subj, "age", value
         if first.kind == "pp" and first.prep == "from":
             return subj, "from", value
+        if subj == "i" and first.kind == "pp" and first.prep == "in" and re.search(
+                r"\b(?:now|these days|nowadays)\b", first_person, re.I) and \
+                _part_text(first)[3:4].isupper():
+            # "we're in Sallowby now" (after "we moved last month") is where they live
+            return subj, "home", _part_text(first)[3:].strip().lower()
         if first.kind == "pp" and first.prep in ("in", "at") and subj != "i" and not head:
             return None
         if subj not in ("i", "he", "she", "it", "they", "there", "this", "that") and \
