@@ -745,3 +745,14 @@ def test_hm_is_no_corrected_value():
                  "hm, actually it's more like 25 now")
     assert "May" not in said[0].restated and "on Monday, June 12, 2023" in said[0].restated
     assert "hm" not in said[0].restated.lower()
+
+
+def test_a_value_taken_back_inside_its_sentence():
+    assert message_sentences("I'm Dessa, 31 — ugh no, 32, I just had a birthday") == [
+        "I'm Dessa.", "I'm 32.", "I just had a birthday"]
+    assert message_sentences("my sister Ana, sorry, Anna, lives in Rome") == [
+        "my sister Anna, lives in Rome"]
+    # no separator: part of a name or an abbreviation, not a correction
+    assert message_sentences("Fanola No Yellow shampoo is great") == [
+        "Fanola No Yellow shampoo is great"]
+    assert message_sentences("hi, I'm Sam, 24, from Leeds")[:2] == ["I'm Sam.", "I'm 24."]

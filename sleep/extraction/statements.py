@@ -2844,6 +2844,9 @@ _LABEL_VERBS = {form: verb for verb in "hate like love dislike enjoy prefer need
 _LABEL_NOTES = _words("note notes ps btw fyi update edit q question also and but so tldr re "
                       "news")
 _LABEL_TODO = _words("todo to-do plan plans schedule reminder reminders upcoming agenda")
+_NAME_AGE = re.compile(r"^(?:(?:hi|hey|hello)\W*\s+)?(?P<intro>I'm|I am|my name is|name's)"
+                       r"\s+(?P<name>[A-Z][\w-]+(?:\s+[A-Z][\w-]+)?)\s*,\s*(?P<n>\d{1,2})\b(?!\s*(?:%|[a-z]))"
+                       r"(?P<rest>.*)$", re.I)
 _TODO_OBJECT = _words("to the a an my our some out up in on him her them it")
 _AGE_FRAGMENT = re.compile(r"^(?:age|aged)\s+(?P<n>\d{1,3})\b[.!]*$", re.I)
 
@@ -2885,10 +2888,34 @@ def _label_sentence(label: str, value: str) -> tuple[str, bool] | None:
     return f"My {low} {'are' if plural else 'is'} {value}", True
 
 
+# a value taken back inside its own sentence: "I'm Dessa, 31 - ugh no, 32, I just had a
+# birthday", "my sister Ana, sorry, Anna, lives in Rome"
+_INLINE_CORRECTION = re.compile(
+    r"(?P<old>\b\d+\b|\b[A-Z][a-z]+\b)\s*(?:-|–|—|,|\.\.\.)\s*"  # "Fanola No Yellow": a name
+    r"(?:(?:ugh|oh|um|uh|hm+|er)\s*,?\s*)?(?:no wait|no|nope|sorry|wait|oops|i mean|i meant)"
+    r"\s*[,!.:-]*\s*(?P<new>\d+\b|[A-Z][a-z]+\b)", re.I)
+
+
+def _inline_correction(sentence: str) -> str:
+    def repl(m: re.Match) -> str:
+        old, new = m["old"], m["new"]
+        same_kind = old.isdigit() and new.isdigit() or old[:1].isupper() and new[:1].isupper() \
+            and not old.isdigit() and not new.isdigit()
+        if not same_kind or old.lower() == new.lower() or old.lower() in _INLINE_SKIP or \
+                new.lower() in _INLINE_SKIP:
+            return m.group(0)
+        return new
+
+    return _INLINE_CORRECTION.sub(repl, sentence)
+
+
+_INLINE_SKIP = _words("i no nope sorry wait oops ugh oh um uh hm er yes yeah ok okay well so")
+
+
 def message_sentences(text: str) -> list[str]:
     """A message's sentences as the general path reads them: split, ``label: value`` lines
     restated (what curation judges is what extraction reads)."""
-    return _unlabelled(split_sentences(text or ""))
+    return _unlabelled(split_sentences(_inline_correction(text or "")))
 
 
 def _unlabelled(sentences: list[str]) -> list[str]:
@@ -2905,6 +2932,12 @@ def _unlabelled(sentences: list[str]) -> list[str]:
         if said is not None:
             text, described = said
             out.append(text[0].upper() + text[1:] + ".")
+            continue
+        if (a := _NAME_AGE.match(raw)) is not None:  # "I'm Dessa, 32, ...": a name, an age
+            out += [f"{a['intro']} {a['name']}.", f"I'm {a['n']}."]
+            if a["rest"].strip(" ,.!"):
+                out.append(a["rest"].strip(" ,"))
+            described = False
             continue
         if (a := _AGE_FRAGMENT.match(raw)) is not None:
             out.append(f"I'm {a['n']}.")
