@@ -22,6 +22,12 @@ from types import TracebackType
 from typing import Any, Literal, Self, get_args
 
 import aiosqlite
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +157,10 @@ SleepKind = Literal["light", "deep"]
 CYCLE_STATUSES = frozenset(get_args(CycleStatus))
 JOB_STATES = frozenset(get_args(JobState))
 SLEEP_KINDS = frozenset(get_args(SleepKind))
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 class StoreError(Exception):
@@ -498,8 +508,14 @@ class Store:
         await self.close()
 
     async def _configure(self) -> None:
-        cur = await self._db.execute("PRAGMA journal_mode=WAL")
-        row = await cur.fetchone()
+        # Turning a new file to WAL takes an exclusive lock: processes opening it at once can
+        # get "database is locked" at once, without the busy timeout (SQLite's deadlock rule)
+        async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_is_locked), stop=stop_after_attempt(8),
+                wait=wait_exponential(multiplier=0.02, max=1.0), reraise=True):
+            with attempt:
+                cur = await self._db.execute("PRAGMA journal_mode=WAL")
+                row = await cur.fetchone()
         if row is None or str(row[0]).lower() != "wal":
             log.warning("could not enable WAL mode on %s (got %s)", self.path, row and row[0])
         await self._db.execute("PRAGMA synchronous=FULL")
