@@ -1756,6 +1756,16 @@ def _unit_phrase(unit: str, n: int, today: date, sign: int, vague: bool) -> tupl
     return "in", f"{today.year + sign * n}"
 
 
+def _weekday(today: date, wd: int, which: str) -> date:
+    """The weekday ``wd`` (0 = Monday) "last"/"past" (before today), "this" (this week) or
+    "next" (the coming one, after today)."""
+    if which in ("last", "past"):
+        return today - timedelta(days=(today.weekday() - wd) % 7 or 7)
+    if which == "this":
+        return today + timedelta(days=wd - today.weekday())
+    return today + timedelta(days=(wd - today.weekday()) % 7 or 7)
+
+
 def _relative(m: re.Match, today: date) -> tuple[str, str]:
     """(preposition, absolute phrase) for one matched relative time expression."""
     g = m.group(0).lower()
@@ -1798,16 +1808,7 @@ def _relative(m: re.Match, today: date) -> tuple[str, str]:
         which = "next"
     target = words[-1]
     if target in _WEEKDAY_LOW:
-        wd = _WEEKDAY_LOW[target]
-        if which in ("last", "past"):
-            delta = (today.weekday() - wd) % 7 or 7
-            d = today - timedelta(days=delta)
-        elif which == "this":
-            d = today + timedelta(days=wd - today.weekday())
-        else:
-            delta = (wd - today.weekday()) % 7 or 7
-            d = today + timedelta(days=delta)
-        return "on", _fmt_wd(d)
+        return "on", _fmt_wd(_weekday(today, _WEEKDAY_LOW[target], which))
     if target in _MONTH_LOW:
         mo = _MONTH_LOW[target]
         if which in ("last", "past"):
@@ -1967,10 +1968,7 @@ def _bare_weekdays(sentence: str, today: date) -> str:
                          if mm]
                 nearest = min(found, key=lambda x: x.start()) if found else None
             past = nearest is not None and nearest.re is _PAST_MARK
-        if past:
-            d = today - timedelta(days=(today.weekday() - wd) % 7 or 7)
-        else:
-            d = today + timedelta(days=(wd - today.weekday()) % 7 or 7)
+        d = _weekday(today, wd, "last" if past else "next")
         when = _fmt_wd(d) if not m["part"] else f"the {m['part'].lower()} of {_fmt_wd(d)}"
         # no preposition is added: "had Wednesday off", "truck inspection Friday, ..."
         return f"{m['prep']} {when}" if m["prep"] else when
