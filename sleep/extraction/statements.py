@@ -2843,7 +2843,8 @@ _LABEL_NOTES = _words("note notes ps btw fyi update edit q question also and but
                       "news")
 _LABEL_TODO = _words("todo to-do plan plans schedule reminder reminders upcoming agenda")
 _NAME_AGE = re.compile(r"^(?:(?:hi|hey|hello)\W*\s+)?(?P<intro>I'm|I am|my name is|name's)"
-                       r"\s+(?P<name>[A-Z][\w-]+(?:\s+[A-Z][\w-]+)?)\s*,\s*(?P<n>\d{1,2})\b(?!\s*(?:%|[a-z]))"
+                       r"\s+(?P<name>[A-Z][\w-]+(?:\s+[A-Z][\w-]+)?)\s*,\s*"
+                       r"(?P<n>\d{1,2})\b(?!\s*(?:%|[a-z]))"
                        r"(?P<rest>.*)$", re.I)
 _TODO_OBJECT = _words("to the a an my our some out up in on him her them it")
 _AGE_FRAGMENT = re.compile(r"^(?:age|aged)\s+(?P<n>\d{1,3})\b[.!]*$", re.I)
