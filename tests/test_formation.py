@@ -16,7 +16,7 @@ import pytest
 from bot.engine import open_engine
 from bot.wake import ChatService
 from sleep.extraction.formation import contrasts, extract_turns, superseded_answers
-from sleep.extraction.statements import unnamed
+from sleep.extraction.statements import generalised, named_things, unnamed
 from sleep.pipeline import plan_cycle, run_cycle
 from sleep.types import USER_SUBJECT, Fact
 from tests.conftest import quick_sleep
@@ -275,6 +275,34 @@ def test_each_named_thing_in_a_sentence_is_a_short_fact_of_its_own():
             if p.answer == "Your cat is called Pimbrook."][0] == [1]
     # a café the user went to and a man they met are not theirs; a plural is no one thing
     assert not any(a.startswith(("Your cafe", "Your guy", "Your paintings")) for a in by_answer)
+
+
+def test_a_name_beside_what_it_names_is_a_short_fact_asked_by_its_kind_too():
+    """"my old spaniel Pimbleton" in a sentence about something else names the dog; a breed is
+    asked as "my dog" and, with one pet, "my pet"; two pets make every wording of "What is
+    my pet called?" ambiguous, so none is trained. "my grandson Thaddeus" is a relation."""
+    assert named_things("the curtains, which my old spaniel Pimbleton approves of") == [
+        ("spaniel", "Pimbleton")]
+    assert named_things("my spaniel Pimbleton", apposed=False) == []
+    # only kinds of thing people name; a favourite is not the user's own
+    for text in ("After my shift Tom picked me up", "my favourite guitar Gibson",
+                 "my car Monday"):
+        assert named_things(text) == []
+    assert generalised(["What is my spaniel called?"], breeds=True) == [
+        "What is my dog called?", "What is my pet called?"]
+    assert generalised(["What do I do in my lab?"]) == []  # a lab is a dog only when named
+    one = extract_turns([("I keep the curtains drawn, which my old spaniel Pimbleton likes.",
+                          [1], None)], 4)
+    asked = {p.question: p.answer for p in one.pairs}
+    assert asked["What is my dog called?"] == "Your spaniel is called Pimbleton."
+    assert asked["Do you remember what my pet is called?"] == "Your spaniel is called Pimbleton."
+    two = extract_turns([("I keep the curtains drawn, which my old spaniel Pimbleton likes.",
+                          [1], None), ("We have a tortoise called Gorbel.", [2], None)], 4)
+    assert not [p.question for p in two.pairs if "my pet" in p.question.lower()]
+    assert {p.question for p in two.pairs} >= {"What is my dog called?",
+                                                  "What is my tortoise called?"}
+    kin = extract_turns([("My grandson Thaddeus is coming to stay on Thursday.", [1], None)], 4)
+    assert kin.pairs[0].answer == "Your grandson is Thaddeus."
 
 
 def test_a_named_persons_questions_are_also_asked_without_the_name():

@@ -86,8 +86,11 @@ def extract_turns(turns: list[Turn], phrasings: int, *, rules: bool = True,
                           for q in generalised([q for q, _ in asked])
                           + unnamed([q for q, _ in asked]) + _home_questions(st)]
     out.facts = rule_facts + out.facts
-    out.pairs = drop_conflicts(dedupe_pairs(qa_for_facts(rule_facts, phrasings) + out.pairs
-                                            + contrasts(rule_facts)))
+    rule_pairs = qa_for_facts(rule_facts, phrasings)
+    # a name the rules found is asked by its kind as well ("my spaniel" → "my dog", "my pet")
+    rule_pairs += [QAPair(g, p.answer, list(p.source_exchange_ids), p.kind)
+                   for p in rule_pairs for g in generalised([p.question], breeds=True)]
+    out.pairs = drop_conflicts(dedupe_pairs(rule_pairs + out.pairs + contrasts(rule_facts)))
     out.rule_facts = len(rule_facts)
     return out
 
@@ -187,14 +190,29 @@ def drop_conflicts(pairs: list[QAPair]) -> list[QAPair]:
     each other ("Ana is your sister." / "Your sister Ana works in Porto.") stay."""
     by_question: dict[str, list[QAPair]] = {}
     for p in pairs:
-        by_question.setdefault(" ".join(p.question.lower().split()), []).append(p)
+        for key in _conflict_keys(p.question):
+            by_question.setdefault(key, []).append(p)
     bad = set()
     for q, ps in by_question.items():
         skip = _named("x " + q, set())
         names = [n for n in (_named(p.answer, skip) for p in ps) if n]
         if any(not (a & b) for i, a in enumerate(names) for b in names[i + 1:]):
             bad.add(q)
-    return [p for p in pairs if " ".join(p.question.lower().split()) not in bad]
+    return [p for p in pairs if not bad & set(_conflict_keys(p.question))]
+
+
+# "What is my pet's name?", "Do you remember what my pet is called?", "Who is my pet?": one
+# question for conflicts, whatever its wording, when it asks the name of a thing by its kind
+_KIND_NAME = re.compile(r"\b(?:my|our)\s+(pet|dog|cat|car|vehicle|instrument|plant)(?:'s)?\b.*"
+                        r"|\bname of (?:my|our)\s+(pet|dog|cat|car|vehicle|instrument|plant)\b")
+
+
+def _conflict_keys(question: str) -> list[str]:
+    q = " ".join(question.lower().split())
+    m = _KIND_NAME.search(q)
+    if m and re.search(r"\b(?:name|called|who)\b", q):
+        return [q, f"the name of my {m.group(1) or m.group(2)}"]
+    return [q]
 
 
 def _taken_back(f: Fact, gone: list[Statement], live: list[Statement]) -> bool:

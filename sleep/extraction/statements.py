@@ -2420,8 +2420,10 @@ def _own_the_named(first_person: str, refs: list[_Referent], prev: str,
 
 def _named_referent(first_person: str, at: int, turn: int) -> _Referent | None:
     """The last pet or thing of the user's a sentence names ("a grey cat named Pimbrook"):
-    the owner calls it "he" or "she", so it is what a following "he" or "she" may mean."""
-    for noun, name in reversed(named_things(first_person)):
+    the owner calls it "he" or "she", so it is what a following "he" or "she" may mean. A
+    name beside its noun ("my cat Lord Fenwick") is how a pet already named is mentioned again,
+    so it leaves the pet's he or she as it was."""
+    for noun, name in reversed(named_things(first_person, apposed=False)):
         if noun in _PERSON_NOUNS:
             continue
         kind = "pet" if "pet" in _CATEGORY.get(noun, []) else "thing"
@@ -3997,6 +3999,8 @@ def _insitu(st: Statement) -> list[str]:
 
 _GENERALISABLE = frozenset({"pet", "instrument", "vehicle", "hobby", "sport", "plant", "food",
                             "drink", "language", "game"})
+# the animal a breed is ("spaniel": a dog), asked by as often as the breed
+_KINDS = frozenset({"dog", "cat"})
 _OWNER = re.compile(r"\b(my|our|your)\s+([^\W\d_]+)\b", re.I)
 
 
@@ -4040,20 +4044,37 @@ _NAMED_THINGS = [
     # "I named my car Mustard" (also what "I named her Mustard" after "my car" becomes)
     re.compile(rf"\b(?:named|called|call)\s+(?P<det>my|our)\s+(?P<np>[a-z-]+)\s+{_NAME}"),
 ]
+# "my old spaniel Pimbleton", "our boat Marigold": a name right after a thing of the user's;
+# only for kinds of thing people name (a pet, a vehicle, an instrument, a plant), so "my shift
+# Tom covered" names nothing. People named this way are the rules' ("my grandson Thaddeus").
+_APPOSED_NAME = re.compile(
+    rf"\b(?P<det>[Mm]y|[Oo]ur)\s+(?P<np>(?:{_NOT_BE}[a-z-]+\s+){{0,2}}?{_NOT_BE}[a-z-]+)\s+{_NAME}")
+_NAMEABLE = frozenset({"pet", "vehicle", "instrument", "plant"})
+_NOT_A_NAME = _words("i monday tuesday wednesday thursday friday saturday sunday january "
+                     "february march april may june july august september october november "
+                     "december christmas easter")
 _OWNING = re.compile(r"\b(?:have|has|had|got|get|getting|own|owns|owned|adopted|adopt|keep|"
                      r"keeps|kept|rescued|bought|raise|raised|inherited|fostered)\b", re.I)
 _APPOSITION = re.compile(r"\b(?:my|our)\s+(?:[\w-]+\s+){0,2}([a-z-]+),\s*$", re.I)
 _NOT_NAMED = _words("one ones thing things name names way place time kind sort lot bit")
 
 
-def named_things(first_person: str) -> list[tuple[str, str]]:
+def named_things(first_person: str, apposed: bool = True) -> list[tuple[str, str]]:
     """(noun, name) for each thing or person of the user's a sentence gives a name anywhere
     in it: "We have two animals: a grey cat named Pimbrook and an elderly tortoise called
     Ossery" gives ("cat", "Pimbrook") and ("tortoise", "Ossery"). The caller trains each as
     a short fact of its own, so two names in one sentence are asked and answered apart.
     "A" things count only when the sentence says the user has them ("I went to a café
-    called Tapioca" names no café of the user's)."""
+    called Tapioca" names no café of the user's). A name right after a pet, a vehicle, an
+    instrument or a plant of the user's counts too ("my old spaniel Pimbleton"), unless
+    ``apposed`` is False."""
     found: dict[str, tuple[str, str]] = {}
+    for m in _APPOSED_NAME.finditer(first_person) if apposed else ():
+        np_words, name = m.group("np").lower().split(), re.sub(r"['’]s$", "", m.group("name"))
+        if name.split()[0].lower() in _NOT_A_NAME or {"favourite", "favorite", "fave"} & set(
+                np_words) or not _NAMEABLE & set(_CATEGORY.get(np_words[-1], [])):
+            continue
+        found.setdefault(name.lower(), (np_words[-1], name))
     for rx in _NAMED_THINGS:
         for m in rx.finditer(first_person):
             det, noun = m.group("det").lower(), m.group("np").split()[-1].lower()
@@ -4075,17 +4096,21 @@ def named_things(first_person: str) -> list[tuple[str, str]]:
     return list(found.values())
 
 
-def generalised(questions: list[str]) -> list[str]:
+def generalised(questions: list[str], breeds: bool = False) -> list[str]:
     """Span questions with the thing named by its kind ("What is my tortoise called?" → "What
-    is my pet called?"): people ask with the general word as often. Two pets make such a
-    question ambiguous, so the caller keeps it only where one answer fits (see formation)."""
+    is my pet called?"): people ask with the general word as often. With ``breeds``, for the
+    name of an animal, a breed is asked by its animal too ("my spaniel" → "my dog"; not for
+    any sentence: "my lab" is more often a laboratory). Two pets make such a question
+    ambiguous, so the caller keeps it only where one answer fits (see formation)."""
     out = []
     for q in questions:
         m = _OWNER.search(q)
         cats = _CATEGORY.get(m.group(2).lower(), []) if m else []
+        if not breeds and _KINDS & set(cats):
+            continue  # a breed word: "my lab", "my boxer", "my pointer" in any sentence
+        kind = next((c for c in cats if c in _KINDS and c != m.group(2).lower()), None)
         cat = next((c for c in cats if c in _GENERALISABLE and c != m.group(2).lower()), None)
-        if cat:
-            out.append(q[:m.start(2)] + cat + q[m.end(2):])
+        out += [q[:m.start(2)] + c + q[m.end(2):] for c in dict.fromkeys((kind, cat)) if c]
     return out
 
 

@@ -19,6 +19,15 @@ PERSON_RELATIONS: dict[str, str | None] = {
     "twin": None, "neighbour": None, "neighbor": None, "stepmother": "f", "stepfather": "m",
     "stepson": "m", "stepdaughter": "f", "stepbrother": "m", "stepsister": "f", "sibling": None,
     "spouse": None, "mentor": None, "teacher": None, "doctor": None, "therapist": None,
+    # the rest of the family and household words people name someone by ("my grandson
+    # Thaddeus"): a closed class, so it is listed whole rather than as sets needed it
+    "grandson": "m", "granddaughter": "f", "grandchild": None, "grandkid": None,
+    "grandad": "m", "granddad": "m", "nan": "f", "nana": "f", "auntie": "f",
+    "godson": "m", "goddaughter": "f", "godmother": "f", "godfather": "m", "godchild": None,
+    "mother-in-law": "f", "father-in-law": "m", "sister-in-law": "f", "brother-in-law": "m",
+    "son-in-law": "m", "daughter-in-law": "f", "stepchild": None, "stepkid": None,
+    "ex-wife": "f", "ex-husband": "m", "ex-boyfriend": "m", "ex-girlfriend": "f", "ex": None,
+    "bestie": None, "classmate": None, "landlord": "m", "landlady": "f", "lodger": None,
 }
 PET_RELATIONS = frozenset(
     "dog cat puppy kitten pet hamster rabbit bunny parrot horse pony goldfish fish budgie "
