@@ -551,6 +551,9 @@ def test_span_questions():
 def test_category_questions_from_the_hypernym_lexicon():
     qs = questions("I'm a nurse")
     assert {"What is my job?", "What do I do for work?"} <= set(qs)
+    # "for a living" makes a verb phrase a job, without a job noun
+    qs = questions("My partner restores old furniture for a living")
+    assert {"What is my partner's job?", "What does my partner do for a living?"} <= set(qs)
     qs = questions("I have a dachshund")
     assert {"What pet do I have?", "What kind of dog do I have?"} <= set(qs)
     assert "What instrument do I play?" in questions("I play the oboe")

@@ -3700,6 +3700,10 @@ def _frames(cl: Clause) -> list[str]:
     for p in parts:
         if p.kind == "pp" and p.prep == "as" and verb in ("work", "") and _is_job(p):
             job_part = p
+    # "restores old furniture for a living" says what someone does for work without a job noun
+    living = any(p.kind == "pp" and _join(p.toks).lower() == "for a living" for p in parts)
+    if living and job_part is None:
+        job_part = next(p for p in parts if p.kind == "pp")
     if job_part is not None and not cl.past:
         qs += [f"What is {poss} job?", f"What {do} {s} do for work?",
                f"What {do} {s} do for a living?", f"What is {poss} profession?",
