@@ -291,6 +291,7 @@ def test_a_name_beside_what_it_names_is_a_short_fact_asked_by_its_kind_too():
     assert generalised(["What is my spaniel called?"], breeds=True) == [
         "What is my dog called?", "What is my pet called?"]
     assert generalised(["What do I do in my lab?"]) == []  # a lab is a dog only when named
+    assert generalised(["What is my kitten called?"]) == ["What is my pet called?"]
     one = extract_turns([("I keep the curtains drawn, which my old spaniel Pimbleton likes.",
                           [1], None)], 4)
     asked = {p.question: p.answer for p in one.pairs}

@@ -59,7 +59,7 @@ from functools import lru_cache
 
 import lemminflect
 
-from sleep.extraction.vocabulary import PERSON_RELATIONS
+from sleep.extraction.vocabulary import PERSON_RELATIONS, PET_RELATIONS
 
 USER = "user"  # Statement.subject for statements about the person talking to the bot
 
@@ -4110,7 +4110,7 @@ def generalised(questions: list[str], breeds: bool = False) -> list[str]:
     for q in questions:
         m = _OWNER.search(q)
         cats = _CATEGORY.get(m.group(2).lower(), []) if m else []
-        if not breeds and _KINDS & set(cats):
+        if not breeds and _KINDS & set(cats) and m.group(2).lower() not in PET_RELATIONS:
             continue  # a breed word: "my lab", "my boxer", "my pointer" in any sentence
         kind = next((c for c in cats if c in _KINDS and c != m.group(2).lower()), None)
         cat = next((c for c in cats if c in _GENERALISABLE and c != m.group(2).lower()), None)
