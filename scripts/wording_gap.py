@@ -55,10 +55,11 @@ def content(text: str) -> set[str]:
 def nearest_verdict(question: str, pairs: list[tuple[str, str]], keys: list[str]) -> str:
     """Whether the trained question closest in content words answers with the asked fact."""
     q = content(question)
-    right = max((overlap(q, content(tq)) for tq, a in pairs if score_answer(a, keys)),
-                default=0.0)
-    wrong = max((overlap(q, content(tq)) for tq, a in pairs if not score_answer(a, keys)),
-                default=0.0)
+    best = {True: 0.0, False: 0.0}  # the nearest question whose answer holds a key, and not
+    for tq, a in pairs:
+        holds = score_answer(a, keys)
+        best[holds] = max(best[holds], overlap(q, content(tq)))
+    right, wrong = best[True], best[False]
     return "right" if right > wrong else "tie" if right == wrong else "wrong"
 
 

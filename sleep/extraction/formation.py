@@ -203,8 +203,9 @@ def drop_conflicts(pairs: list[QAPair]) -> list[QAPair]:
 
 # "What is my pet's name?", "Do you remember what my pet is called?", "Who is my pet?": one
 # question for conflicts, whatever its wording, when it asks the name of a thing by its kind
-_KIND_NAME = re.compile(r"\b(?:my|our)\s+(pet|dog|cat|car|vehicle|instrument|plant)(?:'s)?\b.*"
-                        r"|\bname of (?:my|our)\s+(pet|dog|cat|car|vehicle|instrument|plant)\b")
+_KINDS = "pet|dog|cat|car|vehicle|instrument|plant"
+_KIND_NAME = re.compile(rf"\b(?:my|our)\s+({_KINDS})(?:'s)?\b.*"
+                        rf"|\bname of (?:my|our)\s+({_KINDS})\b")
 
 
 def _conflict_keys(question: str) -> list[str]:

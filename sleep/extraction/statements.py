@@ -3701,9 +3701,9 @@ def _frames(cl: Clause) -> list[str]:
         if p.kind == "pp" and p.prep == "as" and verb in ("work", "") and _is_job(p):
             job_part = p
     # "restores old furniture for a living" says what someone does for work without a job noun
-    living = any(p.kind == "pp" and _join(p.toks).lower() == "for a living" for p in parts)
-    if living and job_part is None:
-        job_part = next(p for p in parts if p.kind == "pp")
+    if job_part is None:
+        job_part = next((p for p in parts if p.kind == "pp"
+                         and _join(p.toks).lower() == "for a living"), None)
     if job_part is not None and not cl.past:
         qs += [f"What is {poss} job?", f"What {do} {s} do for work?",
                f"What {do} {s} do for a living?", f"What is {poss} profession?",
@@ -4054,9 +4054,7 @@ _NAMED_THINGS = [
 _APPOSED_NAME = re.compile(
     rf"\b(?P<det>[Mm]y|[Oo]ur)\s+(?P<np>(?:{_NOT_BE}[a-z-]+\s+){{0,2}}?{_NOT_BE}[a-z-]+)\s+{_NAME}")
 _NAMEABLE = frozenset({"pet", "vehicle", "instrument", "plant"})
-_NOT_A_NAME = _words("i monday tuesday wednesday thursday friday saturday sunday january "
-                     "february march april may june july august september october november "
-                     "december christmas easter")
+_NOT_A_NAME = frozenset(d.lower() for d in _WEEKDAYS + _MONTHS) | _words("i christmas easter")
 _OWNING = re.compile(r"\b(?:have|has|had|got|get|getting|own|owns|owned|adopted|adopt|keep|"
                      r"keeps|kept|rescued|bought|raise|raised|inherited|fostered)\b", re.I)
 _APPOSITION = re.compile(r"\b(?:my|our)\s+(?:[\w-]+\s+){0,2}([a-z-]+),\s*$", re.I)
