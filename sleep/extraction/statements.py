@@ -175,18 +175,12 @@ _META = _words(
 )
 # Verbs of liking: a sentence whose only content is one of these plus "it/that" is a reaction.
 _REACTION_VERBS = _words("love like hate enjoy appreciate prefer adore dig miss want need feel")
-_PERSON_NOUNS = _words(
-    "sister brother wife husband mother mom mum mama mommy mother-in-law father dad papa daddy "
-    "father-in-law son daughter partner boyfriend girlfriend fiance fiancee fiancé fiancée "
-    "friend bestie boss manager colleague coworker co-worker roommate flatmate housemate cousin "
-    "aunt auntie uncle niece nephew grandmother grandfather grandma grandpa granny nan nana "
-    "kid kids child children baby twin neighbour neighbor stepmother stepfather stepson "
-    "stepdaughter stepbrother stepsister sibling siblings spouse mentor teacher doctor "
-    "therapist parents parent grandparents grandson granddaughter grandkids grandchildren "
-    "in-laws family people guy girl man woman person bf gf hubby ex sis bro classmate "
-    "teammate students student boys girls sons daughters sisters brothers friends cousins "
-    "nieces nephews aunts uncles gran grandad granddad mam aunty mate buddy pal landlord "
-    "landlady"
+# every word that names someone by their place in the user's life, and the general ones
+_PERSON_NOUNS = frozenset(k for k in PERSON_RELATIONS if " " not in k) | _words(
+    "parent parents grandparents grandkids grandchildren in-laws family people guy girl man woman "
+    "person bf gf hubby sis bro students student boys girls sons daughters sisters brothers "
+    "friends cousins nieces nephews aunts uncles kids children siblings co-worker fiancé "
+    "fiancée"
 )
 _PLACE_NOUNS = _words(
     "city town village country house home apartment flat school office garden park beach gym "
@@ -642,6 +636,17 @@ def _split_runon(piece: str) -> list[str]:
     return [p for p in (_strip_piece(x) for x in parts) if p]
 
 
+def _split_colon(piece: str) -> list[str]:
+    """"Work-wise: my boss is Fenwick", "quick intro to the zoo I live in: my husband is a
+    beekeeper": a colon before a clause of its own ends a heading, which is judged apart
+    (and usually dropped); "my name is: Bob" and "10:30" stay whole."""
+    m = re.search(r":\s+", piece)
+    if m is None or not _starts_clause(piece[m.end():].split()):
+        return [piece]
+    head = _strip_piece(piece[:m.start()])
+    return ([head] if head else []) + _split_colon(piece[m.end():])
+
+
 def split_sentences(text: str) -> list[str]:
     """Split chat text into sentences (robust to missing punctuation, emoji, "lol", newlines)."""
     text = clean_text(text)
@@ -652,7 +657,7 @@ def split_sentences(text: str) -> list[str]:
             piece = _strip_piece(piece)
             if not piece or not re.search(r"[^\W_]", piece):
                 continue
-            for part in _split_runon(piece):
+            for part in (x for half in _split_colon(piece) for x in _split_runon(half)):
                 for sub_part in _split_question_tail(_strip_piece(part)):
                     if sub_part and re.search(r"[^\W_]", sub_part):
                         out.append(sub_part)

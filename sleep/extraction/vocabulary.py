@@ -28,6 +28,10 @@ PERSON_RELATIONS: dict[str, str | None] = {
     "son-in-law": "m", "daughter-in-law": "f", "stepchild": None, "stepkid": None,
     "ex-wife": "f", "ex-husband": "m", "ex-boyfriend": "m", "ex-girlfriend": "f", "ex": None,
     "bestie": None, "classmate": None, "landlord": "m", "landlady": "f", "lodger": None,
+    # what friends and parents are called in chat ("my best mate Lorcan", "my mama")
+    "mate": None, "best mate": None, "buddy": None, "pal": None, "teammate": None,
+    "mama": "f", "mommy": "f", "mam": "f", "papa": "m", "daddy": "m", "gran": "f",
+    "aunty": "f",
 }
 PET_RELATIONS = frozenset(
     "dog cat puppy kitten pet hamster rabbit bunny parrot horse pony goldfish fish budgie "
