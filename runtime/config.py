@@ -94,6 +94,9 @@ class SleepConfig:
     # gate_retry_scale, then its square, ... (gate_retries times; 0: reject at once)
     gate_retries: int = 2
     gate_retry_scale: float = 0.7
+    # what the general-ability gate compares: "accuracy" on the built-in MC items (the
+    # paper's), or "gold_prob", the gold choice's probability, which moves before answers flip
+    general_metric: str = "accuracy"
     novelty_threshold: float = 0.0
     importance_threshold: float = 0.3
     utility_threshold: float = 0.0
@@ -408,6 +411,7 @@ def load_config(
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EXTRACTION_MODES = ("patterns", "model", "both")
+GENERAL_METRICS = ("accuracy", "gold_prob")
 COMPUTE_MODES = ("auto", "native", "float32", "bfloat16")
 COMPILE_MODES = ("auto", "on", "off")
 
@@ -480,6 +484,7 @@ _RULES: dict[str, Any] = {
     "sleep.phrasings_per_fact": _range(1),
     "sleep.anchor_pairs": _range(0),
     "sleep.extraction": _one_of(EXTRACTION_MODES),
+    "sleep.general_metric": _one_of(GENERAL_METRICS),
     "sleep.idle_minutes": _range(0),
     "sleep.nightly_time": _time_of_day,
     "sleep.lora.rank": _range(1),

@@ -127,12 +127,14 @@ def _weights(ctx: ModelContext, user_id, checkpoint, overrides) -> Callable[[], 
     return lambda: ctx.use(overrides)
 
 
-def _score_general(ctx: ModelContext, user_id, checkpoint, overrides=None
-                   ) -> validation.Steps:
-    """Generator job: general-ability MC accuracy, a few sequences per step."""
+def _score_general(ctx: ModelContext, user_id, checkpoint, overrides=None,
+                   metric: str = "accuracy") -> validation.Steps:
+    """Generator job: general ability on the built-in MC items (``metric``: accuracy or the
+    gold choice's probability), a few sequences per step."""
     try:
         return (yield from validation.mc_accuracy_steps(
-            ctx, validation.builtin_items(), _weights(ctx, user_id, checkpoint, overrides)))
+            ctx, validation.builtin_items(), _weights(ctx, user_id, checkpoint, overrides),
+            metric))
     finally:
         ctx.use_user(user_id, checkpoint)
 
@@ -393,14 +395,15 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
     pre_key = checkpoints.weights_key(checkpoint)
     general_pre = cc.general_scores.get(pre_key)
     if general_pre is None:
-        general_pre = await runtime.run(_score_general, user_id, checkpoint,
-                                        priority=BACKGROUND)
+        general_pre = await runtime.run(_score_general, user_id, checkpoint, None,
+                                        cfg.general_metric, priority=BACKGROUND)
         cc.general_scores[pre_key] = general_pre
     general_base = None
     if cfg.tau_base:  # the floor's reference: the base model, scored once per process
         base_key = checkpoints.weights_key(None)  # the pre key too, before a first cycle
         if base_key not in cc.general_scores:
-            cc.general_scores[base_key] = await runtime.run(_score_general, None, None,
+            cc.general_scores[base_key] = await runtime.run(_score_general, None, None, None,
+                                                            cfg.general_metric,
                                                             priority=BACKGROUND)
         general_base = cc.general_scores[base_key]
     fact_pre = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
@@ -428,6 +431,7 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
     while True:
         candidate = modules_from_tensors(tensors)
         general_post = await runtime.run(_score_general, user_id, checkpoint, candidate,
+                                         cfg.general_metric,
                                          priority=BACKGROUND)
         faults.checkpoint("validation")
         fact_post = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,

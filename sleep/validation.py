@@ -108,11 +108,31 @@ def mc_accuracy(ctx: ModelContext, items: list[MCItem]) -> float:
 
 
 def mc_accuracy_steps(ctx: ModelContext, items: list[MCItem],
-                      prepare: Callable[[], None] | None = None) -> Steps:
-    """Generator job form of :func:`mc_accuracy` (see :func:`sequence_scores_steps`)."""
+                      prepare: Callable[[], None] | None = None,
+                      metric: str = "accuracy") -> Steps:
+    """Generator job form of :func:`mc_accuracy` (see :func:`sequence_scores_steps`);
+    ``metric`` "gold_prob" scores :func:`mc_gold_prob` instead."""
     seqs, owners = _mc_sequences(ctx, items)
     scores = yield from sequence_scores_steps(ctx, seqs, prepare)
+    if metric == "gold_prob":
+        return mc_gold_prob(items, owners, scores)
     return _mc_pick(items, owners, scores)
+
+
+def mc_gold_prob(items: list[MCItem], owners: list[int], scores: list[float]) -> float:
+    """Mean share of each item's probability on its gold choice (a softmax over the choices'
+    mean log-likelihoods). Unlike accuracy it moves before an answer flips: on questions a
+    model gets all right, a cycle that erodes what it knows shows here first."""
+    by_item: dict[int, list[float]] = {}
+    for owner, score in zip(owners, scores, strict=True):
+        by_item.setdefault(owner, []).append(score)
+    total = 0.0
+    for n, item in enumerate(items):
+        xs = by_item[n]
+        top = max(xs)
+        weights = [math.exp(x - top) for x in xs]
+        total += weights[item.gold] / sum(weights)
+    return total / len(items)
 
 
 def _mc_pick(items: list[MCItem], owners: list[int], scores: list[float]) -> float:

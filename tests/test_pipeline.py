@@ -367,6 +367,30 @@ def test_mc_accuracy_matches_a_direct_computation(tiny_runtime):
     assert tiny_runtime.call(lambda ctx: validation.mc_accuracy(ctx, own)) == 1.0
 
 
+def test_gold_prob_is_the_mean_softmax_share_of_the_gold_choice():
+    items = [MCItem("q1", ["a", "b"], 0), MCItem("q2", ["a", "b", "c"], 2)]
+    owners = [0, 0, 1, 1, 1]
+    scores = [-1.0, -1.0, -2.0, -2.0, -2.0 + math.log(2)]  # 1/2 ; 2/4
+    assert validation.mc_gold_prob(items, owners, scores) == pytest.approx(0.5)
+    # it falls when the gold choice loses ground, before the argmax flips
+    worse = [-1.0, -0.9, -2.0, -2.0, -2.0 + math.log(2)]
+    assert validation.mc_gold_prob(items, owners, worse) < 0.5
+
+
+def test_the_gate_can_compare_the_gold_choices_probability(tiny_runtime):
+    def job(ctx):
+        ctx.use_base()
+        steps = validation.mc_accuracy_steps(ctx, MC, None, "gold_prob")
+        try:
+            while True:
+                next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+    prob = tiny_runtime.call(job)
+    assert 0.0 < prob < 1.0  # a probability, not an accuracy (the tiny model is unsure)
+
+
 def _item(i: int, answer: str, priority: float = 1.0):
     from memory.store import ReplayItem
 
@@ -486,6 +510,19 @@ async def test_anchor_pairs_ride_along_in_every_cycle(cfg):
 
 
 @pytest.mark.asyncio
+async def test_a_cycle_can_gate_on_the_gold_choices_probability(cfg):
+    cfg.sleep.general_metric = "gold_prob"
+    async with open_engine(cfg) as engine:
+        await _say(engine, "p", FACTS_A)
+        report = await run_cycle(engine.cycle_context("p"))
+    v = report.stages["validation"]
+    assert report.status in ("accepted", "rejected")
+    # probabilities of the gold choice, not a share of 40 items right
+    assert 0 < v["general_pre"] < 1 and 0 < v["general_post"] < 1
+    assert v["general_pre"] * 40 != round(v["general_pre"] * 40)
+
+
+@pytest.mark.asyncio
 async def test_a_failed_general_gate_retries_a_smaller_step_of_the_same_update(cfg, monkeypatch):
     """General ability 'falls' for the full update (scripted score), so the cycle validates the
     update scaled by 0.7 and promotes exactly base + 0.7 × (what the same training learned)."""
@@ -494,8 +531,8 @@ async def test_a_failed_general_gate_retries_a_smaller_step_of_the_same_update(c
     real = pipeline._score_general
     candidates: list[float] = []
 
-    def scripted(ctx, user_id, checkpoint, overrides=None):
-        score = yield from real(ctx, user_id, checkpoint, overrides)  # the real job runs
+    def scripted(ctx, user_id, checkpoint, overrides=None, metric="accuracy"):
+        score = yield from real(ctx, user_id, checkpoint, overrides, metric)  # the real job
         if overrides is None:
             return 1.0
         candidates.append(score)
