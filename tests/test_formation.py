@@ -15,14 +15,7 @@ import pytest
 
 from bot.engine import open_engine
 from bot.wake import ChatService
-from sleep.extraction.formation import (
-    aliased,
-    aliases,
-    contrasts,
-    extract_turns,
-    superseded_answers,
-    with_variants,
-)
+from sleep.extraction.formation import contrasts, extract_turns, superseded_answers
 from sleep.extraction.statements import generalised, named_things, split_sentences, unnamed
 from sleep.pipeline import plan_cycle, run_cycle
 from sleep.types import USER_SUBJECT, Fact
@@ -351,43 +344,6 @@ def test_in_a_place_now_after_a_move_is_the_new_home():
     assert answers["Where do I live now?"] == "You're in Sallowby now."
     assert "You live in Harrowfield." not in answers.values()  # what used to be true
     assert "You used to live in Harrowfield." in answers.values()
-
-
-def test_a_person_named_once_is_asked_about_by_the_relation_from_then_on():
-    got = extract_turns(turns("My husband is Teodric.", "Teodric is a beekeeper.",
-                              "My brother Fenwick is a pastry chef.",
-                              "Our cat is called Tussock.", "Tussock knocked a mug off the table."),
-                        phrasings=4)
-    by_q: dict[str, set[str]] = {}
-    for p in got.pairs:
-        by_q.setdefault(p.question, set()).add(p.answer)
-    assert by_q["What does my husband do for a living?"] == {"Teodric is a beekeeper."}
-    # a name said at the start of a sentence is matched whatever its case in the question
-    assert any("my cat" in q and "knock" in q for q in by_q)
-    # who someone is, or whether a name is right, is not asked by the relation
-    assert all("Who is my husband" not in q or a == {"Your husband is Teodric."}
-               for q, a in by_q.items())
-    names = aliases(got.facts)
-    assert names["Teodric"] == "my husband" and names["Fenwick"] == "my brother"
-    assert aliased("Who is Teodric?", names) is None
-    assert aliased("What is my husband Teodric's job?", names) is None  # unnamed() asks that
-
-
-def test_two_people_of_one_relation_are_not_asked_by_it():
-    got = extract_turns(turns("My brother Fenwick is a pastry chef.",
-                              "My other brother is Aldous.", "Aldous is a pilot."), phrasings=4)
-    assert "Aldous" not in aliases(got.facts) and "Fenwick" not in aliases(got.facts)
-    assert not any(p.question == "What does my brother do for a living?" for p in got.pairs)
-
-
-def test_a_question_without_the_name_comes_right_after_the_one_with_it():
-    asked = [("What is my brother Fenwick's job?", "a"), ("What do you know about Fenwick?", "a"),
-             ("Where does my dog Rex sleep?", "a"), ("Is my brother Fenwick a chef?", "a")]
-    got = [q for q, _ in with_variants(asked)]
-    assert got[:2] == ["What is my brother Fenwick's job?", "What is my brother's job?"]
-    dog = got.index("Where does my dog Rex sleep?")
-    assert got[dog + 1] == "Where does my pet Rex sleep?"
-    assert got[-1] == "Is my brother Fenwick a chef?"  # at most two unnamed variants
 
 
 def test_a_heading_before_a_colon_does_not_hide_the_sentence_after_it():

@@ -81,80 +81,18 @@ def extract_turns(turns: list[Turn], phrasings: int, *, rules: bool = True,
                       if not (st.restated in merged or merged.add(st.restated))]
         for st in live:
             asked = questions_for(st, phrasings, seed)
-            ids = list(st.source_exchange_ids)
-            out.pairs += [QAPair(q, a, ids, "fact")
-                          for q, a in with_variants(asked)
-                          + [(q, st.restated) for q in _home_questions(st)]]
+            out.pairs += [QAPair(q, a, list(st.source_exchange_ids), "fact") for q, a in asked]
+            out.pairs += [QAPair(q, st.restated, list(st.source_exchange_ids), "fact")
+                          for q in generalised([q for q, _ in asked])
+                          + unnamed([q for q, _ in asked]) + _home_questions(st)]
     out.facts = rule_facts + out.facts
     rule_pairs = qa_for_facts(rule_facts, phrasings)
     # a name the rules found is asked by its kind as well ("my spaniel" → "my dog", "my pet")
     rule_pairs += [QAPair(g, p.answer, list(p.source_exchange_ids), p.kind)
                    for p in rule_pairs for g in generalised([p.question], breeds=True)]
-    pairs = rule_pairs + out.pairs
-    names = aliases(out.facts)
-    # grouped by answer, a variant right after its question: a cycle's budget keeps the
-    # first questions of each answer (fit_budget), and the variants are how people ask
-    pairs = [v for p in pairs for v in [p] + [
-        QAPair(q, p.answer, list(p.source_exchange_ids), p.kind)
-        for q in [aliased(p.question, names)] if q]]
-    out.pairs = drop_conflicts(dedupe_pairs(pairs + contrasts(rule_facts)))
+    out.pairs = drop_conflicts(dedupe_pairs(rule_pairs + out.pairs + contrasts(rule_facts)))
     out.rule_facts = len(rule_facts)
     return out
-
-
-def with_variants(asked: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``asked`` with each question's variants right after it: the named thing by its kind
-    (:func:`generalised`) and the named person or pet without the name (:func:`unnamed`,
-    at most two). A cycle short of budget trains the first questions of each answer, and
-    the variants are how people ask ("What is my brother's job?"), so they go early."""
-    out, unnamed_left = [], 2
-    for q, a in asked:
-        bare = unnamed([q])[:unnamed_left]
-        unnamed_left -= len(bare)
-        out += [(x, a) for x in [q, *generalised([q]), *bare]]
-    return out
-
-
-def aliases(facts: list[Fact]) -> dict[str, str]:
-    """Name → "my <relation>" for the user's people and pets with one name and one relation
-    each ("Your husband is Teodric." → {"Teodric": "my husband"}); two brothers, or one name
-    for two relations, are left out: the question would fit both."""
-    by_name: dict[str, set[str]] = {}
-    by_relation: dict[str, set[str]] = {}
-    for f in facts:
-        if f.subject != USER_SUBJECT or not (f.relation in PERSON_RELATIONS
-                                             or f.relation in PET_RELATIONS):
-            continue
-        if not re.fullmatch(r"[A-Z][\w'-]*(?: [A-Z][\w'-]*)?", f.value):
-            continue
-        by_name.setdefault(f.value, set()).add(f.relation)
-        by_relation.setdefault(f.relation, set()).add(f.value)
-    return {name: f"my {next(iter(rels))}" for name, rels in by_name.items()
-            if len(rels) == 1 and len(by_relation[next(iter(rels))]) == 1}
-
-
-# questions that ask who someone is, or whether a name is right: by the relation they would
-# ask something else ("Who is my husband?" asks the name)
-_IDENTITY_QUESTION = re.compile(r"^(?:who is|who's|how do i know|whose \S+ is|is my|is our)\b",
-                                re.I)
-
-
-def aliased(question: str, names: dict[str, str]) -> str | None:
-    """A question about a named person or pet of the user's asked by the relation instead
-    ("What does Teodric do for a living?" → "What does my husband do for a living?"): the
-    user said the name once, and asks "my husband" from then on. None where the question
-    names none of ``names``, names them by relation already, or asks who someone is."""
-    if _IDENTITY_QUESTION.search(question):
-        return None
-    for name, relation in names.items():
-        m = re.search(rf"(?<![\w-])(?:(?:my|our)\s+(?:[\w-]+\s+){{0,2}})?{re.escape(name)}"
-                      r"(?![\w-])", question, re.I)
-        if m is None:
-            continue
-        if not m.group().lower().startswith(name.lower()):
-            return None  # "my husband Teodric": unnamed() asks that
-        return question[:m.start()] + relation + question[m.end():]
-    return None
 
 
 def named_facts(statements: list[Statement], known: list[Fact]) -> list[Fact]:
