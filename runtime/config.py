@@ -60,6 +60,13 @@ class TrainConfig:
     learning_rate: float = 1e-4
     epochs: int = 1
     batch_size: int = 1
+    # examples of about one length share a batch: each epoch's shuffled order is cut into
+    # pools of this many batches, each sorted by length (sleep/training.py: schedule); 0 or 1:
+    # plain shuffled batches
+    length_pool: int = 8
+    # a batch holds each answer at most once while other answers are left, so the phrasings
+    # of one fact are not averaged into one step (sleep/training.py: schedule)
+    distinct_answers: bool = True
     max_seq_len: int = 256
     grad_clip: float = 1.0
     # "constant" (the paper's) or "cosine": a linear warmup over `warmup` of the steps, then a
@@ -267,6 +274,8 @@ _ENV = {
     "SLEEPBOT_EPOCHS": ("sleep.train.epochs", int),
     "SLEEPBOT_BATCH_SIZE": ("sleep.train.batch_size", int),
     "SLEEPBOT_LR_SCHEDULE": ("sleep.train.lr_schedule", str),
+    "SLEEPBOT_LENGTH_POOL": ("sleep.train.length_pool", int),
+    "SLEEPBOT_DISTINCT_ANSWERS": ("sleep.train.distinct_answers", flag),
     "SLEEPBOT_SALIENT_WEIGHT": ("sleep.train.salient_weight", float),
     "SLEEPBOT_LORA_PLUS_RATIO": ("sleep.train.lora_plus_ratio", float),
     "SLEEPBOT_ANCHOR_PAIRS": ("sleep.anchor_pairs", int),
@@ -494,6 +503,7 @@ _RULES: dict[str, Any] = {
     "sleep.train.learning_rate": _range(0, 1, low_open=True),
     "sleep.train.epochs": _range(1),
     "sleep.train.batch_size": _range(1),
+    "sleep.train.length_pool": _range(0),
     "sleep.train.max_seq_len": _range(16),
     "sleep.train.grad_clip": _range(0),
     "sleep.train.lr_schedule": _one_of(("constant", "cosine")),

@@ -364,16 +364,63 @@ def make_step(model: nn.Module, optimizer: optim.Optimizer, grad_clip: float,
     return mx.compile(step, inputs=state, outputs=state)
 
 
-def schedule(n_examples: int, train: TrainConfig, seed: int) -> list[list[int]]:
-    """Batches of example indices: N = |D| × epochs examples, shuffled per epoch."""
+def schedule(n_examples: int, train: TrainConfig, seed: int,
+             lengths: list[int] | None = None,
+             answers: list[object] | None = None) -> list[list[int]]:
+    """Batches of example indices: N = |D| × epochs examples, shuffled per epoch.
+
+    With ``answers`` (one key per example) and ``train.distinct_answers``, a batch takes the
+    next examples of the shuffled order whose answers it does not hold yet: phrasings of one
+    fact are averaged into one step less often (in random batches of 4, 17% of the batches
+    held one answer twice). With ``lengths`` and ``train.length_pool`` > 1, each epoch's
+    shuffled order is first cut into pools of that many batches, each sorted by length, and
+    the epoch's batches are shuffled after: a batch holds examples of about one length, so
+    little of a step is padding (random batches of 4 were ~27% padding).
+    """
     rng = random.Random(seed)
-    order: list[int] = []
+    bs = max(1, train.batch_size)
+    pool = bs * train.length_pool if lengths is not None else 0
+    spread = answers is not None and train.distinct_answers and bs > 1
+    if pool <= bs and not spread:  # plain: one shuffled order, a batch may span two epochs
+        order: list[int] = []
+        for _ in range(train.epochs):
+            epoch = list(range(n_examples))
+            rng.shuffle(epoch)
+            order += epoch
+        return [order[i : i + bs] for i in range(0, len(order), bs)]
+    batches: list[list[int]] = []
     for _ in range(train.epochs):
         epoch = list(range(n_examples))
         rng.shuffle(epoch)
-        order += epoch
-    bs = max(1, train.batch_size)
-    return [order[i : i + bs] for i in range(0, len(order), bs)]
+        if pool > bs:
+            epoch = [i for k in range(0, len(epoch), pool)
+                     for i in sorted(epoch[k : k + pool], key=lambda i: lengths[i])]
+        chunk = _distinct_batches(epoch, bs, answers) if spread else \
+            [epoch[i : i + bs] for i in range(0, len(epoch), bs)]
+        if pool > bs:
+            rng.shuffle(chunk)
+        batches += chunk
+    return batches
+
+
+def _distinct_batches(order: list[int], bs: int, answers: list[object]) -> list[list[int]]:
+    """``order`` in batches of ``bs``, each taking the earliest examples whose answers it does
+    not hold yet (a batch repeats an answer only when nothing else is left)."""
+    left = list(order)
+    out: list[list[int]] = []
+    while left:
+        batch, seen, rest = [], set(), []
+        for i in left:
+            if len(batch) < bs and answers[i] not in seen:
+                batch.append(i)
+                seen.add(answers[i])
+            else:
+                rest.append(i)
+        while len(batch) < bs and rest:  # only repeated answers are left
+            batch.append(rest.pop(0))
+        out.append(batch)
+        left = rest
+    return out
 
 
 def learning_rate(train: TrainConfig, n_steps: int) -> float | Callable[[mx.array], mx.array]:
@@ -426,7 +473,8 @@ def train_lora(
     state = {**user_state, **adapters}
     ctx.use(state)
     n_params = sum(v.size for _, v in tree_flatten(ctx.model.trainable_parameters()))
-    batches = schedule(len(examples), train, seed)
+    batches = schedule(len(examples), train, seed, [len(e.ids) for e in examples],
+                       [tuple(e.ids[e.prompt_len:]) for e in examples])
     optimizer = make_optimizer(train, len(batches))
     compiled = compiles(train, ctx.device)
     step_fn = make_step(ctx.model, optimizer, train.grad_clip, compiled)

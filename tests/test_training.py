@@ -8,6 +8,7 @@ sequence and loss mask of a training example, the schedule, and divergence.
 from __future__ import annotations
 
 import math
+import random
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -260,6 +261,51 @@ def test_schedule_yields_every_example_once_per_epoch(n, epochs, batch):
     assert sorted(flat) == sorted(list(range(n)) * epochs)
     assert all(1 <= len(b) <= batch for b in batches)
     assert schedule(n, TrainConfig(epochs=epochs, batch_size=batch), seed=3) == batches
+
+
+@pytest.mark.parametrize(("pool", "distinct"), [(0, True), (8, False), (8, True), (3, True)])
+def test_pooled_and_distinct_schedules_yield_every_example_once_per_epoch(pool, distinct):
+    rng = random.Random(5)
+    n, epochs = 61, 2
+    lengths = [rng.randint(10, 60) for _ in range(n)]
+    answers = [i // 4 for i in range(n)]  # four phrasings per fact
+    train = TrainConfig(epochs=epochs, batch_size=4, length_pool=pool, distinct_answers=distinct)
+    batches = schedule(n, train, 3, lengths, answers)
+    per_epoch = -(-n // 4)
+    assert len(batches) == epochs * per_epoch
+    for e in range(epochs):  # an epoch's batches hold every example once
+        flat = [i for b in batches[e * per_epoch:(e + 1) * per_epoch] for i in b]
+        assert sorted(flat) == list(range(n))
+    assert schedule(n, train, 3, lengths, answers) == batches
+    assert schedule(n, train, 4, lengths, answers) != batches
+
+
+def test_distinct_batches_never_repeat_an_answer_while_others_are_left():
+    n = 40
+    answers = [i // 4 for i in range(n)]  # 10 facts × 4 phrasings: a perfect split exists
+    for pool in (0, 8):
+        train = TrainConfig(epochs=3, batch_size=4, length_pool=pool, distinct_answers=True)
+        for seed in range(5):
+            batches = schedule(n, train, seed, [10 + i % 7 for i in range(n)], answers)
+            repeats = sum(len({answers[i] for i in b}) < len(b) for b in batches)
+            assert repeats <= 3  # at most the last batch of an epoch, when one fact is left
+    plain = schedule(n, TrainConfig(epochs=3, batch_size=4), 0)
+    assert sum(len({answers[i] for i in b}) < len(b) for b in plain) > 3
+
+
+def test_length_pools_cut_the_padding():
+    rng = random.Random(0)
+    lengths = [rng.randint(8, 64) for _ in range(200)]
+
+    def padded(batches):
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    plain = schedule(200, TrainConfig(epochs=2, batch_size=4, length_pool=0), 1, lengths)
+    pooled = schedule(200, TrainConfig(epochs=2, batch_size=4, length_pool=8), 1, lengths)
+    assert padded(pooled) < 0.85 * padded(plain)
+    # the pools are cut from a shuffled order: the batches are not one global sort by length
+    firsts = [max(lengths[i] for i in b) for b in pooled[:50]]
+    assert firsts != sorted(firsts)
 
 
 def test_steps_and_tokens_follow_the_schedule(tiny_runtime):
