@@ -3,6 +3,8 @@
 # the bundled model. Re-running is fast: the venv is rebuilt only when pyproject.toml changes.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# VENV=DIR on the command line installs into an existing environment instead, e.g. a PyTorch
+# CUDA 13 image's, whose NVIDIA wheels then satisfy mlx-cuda-13 (README, "Linux with an NVIDIA GPU")
 VENV := .venv
 BIN := $(VENV)/bin
 # MLX's backend on Linux: CUDA=1 installs the CUDA one alone (an NVIDIA driver is detected
