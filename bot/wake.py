@@ -234,7 +234,7 @@ class ChatService:
         # aclosing: an abandoned reply stops the generation now (the model thread is shared)
         async with contextlib.aclosing(self.engine.runtime.stream(
             stream_reply, user_id, checkpoint, messages, self.cfg.max_tokens,
-            self.cfg.temperature, priority=CHAT,
+            self.cfg.temperature, self.cfg.stop_loops, priority=CHAT,
         )) as generated:
             async for piece in generated:
                 pieces.append(piece)

@@ -40,6 +40,7 @@ class ChatConfig:
     bot_name: str = "Sleepbot"
     max_tokens: int = 256
     temperature: float = 0.0  # greedy: small models ramble when sampled
+    stop_loops: bool = True  # end a reply at a loop (runtime.generation.loop_period)
     context_tokens: int = 2048  # the sliding window's budget
     summarize_at: float = 0.8  # paper §3.2: summarise older turns at 80% of the window
     keep_recent_turns: int = 4  # turns never folded into the summary
@@ -268,6 +269,7 @@ _ENV = {
     "SLEEPBOT_PUBLIC_NOTE": ("chat.public_note", str),
     "SLEEPBOT_MAX_TOKENS": ("chat.max_tokens", int),
     "SLEEPBOT_TEMPERATURE": ("chat.temperature", float),
+    "SLEEPBOT_STOP_LOOPS": ("chat.stop_loops", flag),
     "SLEEPBOT_CONTEXT_TOKENS": ("chat.context_tokens", int),
     "SLEEPBOT_TURN_THRESHOLD": ("sleep.turn_threshold", int),
     "SLEEPBOT_LEARNING_RATE": ("sleep.train.learning_rate", float),

@@ -1,6 +1,6 @@
 """The real bundled model (SmolLM2-135M-Instruct, imported from its Q4_1 GGUF): it answers a
-known question through our runtime, and ``bench generate`` runs end to end. Slow: a few seconds
-each on two cores, so only these two.
+known question through our runtime, ``bench generate`` runs end to end, and a reply that
+loops is cut. Slow: a few seconds each on two cores, so only these three.
 
     export LD_PRELOAD=/lib/x86_64-linux-gnu/libopenblas.so.0
     .venv/bin/python -m pytest -q -m slow tests/test_bundled_model.py
@@ -9,6 +9,8 @@ each on two cores, so only these two.
 from __future__ import annotations
 
 import json
+import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,24 @@ def test_bench_generate_json(cli, tmp_path, bundled_model_dir):
     assert result["decode_ratio"] > 0 and result["prefill_ratio"] > 0
     assert result["ours"]["tokens"] > 0 and result["mlx_lm"]["tokens"] > 0
     assert "stock" not in result
+
+
+@pytest.mark.slow
+def test_a_reply_that_loops_stops_after_one_copy(cli, tmp_path, bundled_model_dir):
+    """Seen in `make demo`: the bundled model answered the second line below with "She's a
+    very special person." until max_tokens (256). The chat now ends the reply at the loop."""
+    data = tmp_path / "data"
+    lines = ["I keep a tortoise called Admiral Pebbles in my garden in Ghent.",
+             "My sister Lotte works as a lighthouse keeper in Ostend.", "/quit"]
+    out = cli("chat", "--user", "ana", data_dir=data, model=bundled_model_dir,
+              input="\n".join(lines) + "\n")
+    assert out.returncode == 0, out.stderr
+    with sqlite3.connect(data / "sleepbot.db") as db:
+        replies = [r for (r,) in db.execute(
+            "SELECT assistant_text FROM exchanges WHERE user_id = 'ana' ORDER BY id")]
+    assert len(replies) == 2
+    for reply in replies:
+        assert reply in out.stdout  # what was shown is what was saved
+        sentences = re.split(r"(?<=[.!?])\s+", reply.strip())
+        assert all(a != b for a, b in zip(sentences, sentences[1:], strict=False)), reply
+        assert len(reply) < 600, reply  # 256 tokens of loop were ~1,100 characters

@@ -91,7 +91,8 @@ def _plain_mlx_lm(ctx, messages: list[dict], max_tokens: int) -> dict:
 
 def _ours(runtime: ModelRuntime, messages: list[dict], max_tokens: int) -> dict:
     runtime.call(lambda ctx: mx.reset_peak_memory())
-    fut = runtime.submit(stream_reply, None, None, messages, max_tokens, 0.0)
+    # no loop cut: both sides decode the same max_tokens
+    fut = runtime.submit(stream_reply, None, None, messages, max_tokens, 0.0, False)
     stats = fut.result()
     return {"prefill_tps": stats.prompt_tps, "decode_tps": stats.generation_tps,
             "peak_gb": stats.peak_memory_gb, "tokens": stats.generation_tokens}

@@ -194,6 +194,7 @@ async def test_allowed_channels_are_respected(tmp_path, tiny_model_dir, tiny_run
 @pytest.mark.asyncio
 async def test_long_reply_is_split_into_several_messages(env: Env) -> None:
     env.cfg.chat.max_tokens = 500  # the tiny random model babbles: well over 2,000 chars
+    env.cfg.chat.stop_loops = False  # ... in loops, which the chat would otherwise cut
     fake = env.fake
     alice = fake.make_user("alice")
     await fake.dm(alice, "Tell me a very long story.")
