@@ -141,19 +141,15 @@ def stream_reply(
     ids: list[int] = []
     ends_sentence = sentence_ends(ctx.tokenizer)
     held: list[str] = []  # the segments of the last tokens, not yet yielded
+    hold = LOOP_HOLD if stop_loops else 0
     last = None
     for last in stream_generate(
         ctx.model, ctx.tokenizer, prompt, max_tokens=max_tokens,
         sampler=make_sampler(temperature),
     ):
-        if not stop_loops:
-            if last.text:
-                text.append(last.text)
-                yield last.text
-            continue
         ids.append(last.token)
         held.append(last.text)
-        period = loop_period(ids)
+        period = loop_period(ids) if stop_loops else 0
         if period:
             # Stop here; cut the repeats when none of them has been shown. Segments trail the
             # tokens (a word is written when the next one starts), so decode what stays.
@@ -162,7 +158,7 @@ def stream_reply(
             if len(ids) - keep <= len(held) and kept.startswith(shown):
                 held = [kept[len(shown):]]
             break
-        if len(held) > LOOP_HOLD:
+        if len(held) > hold:
             piece = held.pop(0)
             if piece:
                 text.append(piece)
