@@ -82,6 +82,10 @@ class TrainConfig:
     # mx.compile the training step: "auto" does on CUDA (launch-bound; README, "Linux with an
     # NVIDIA GPU"), not on the CPU, where it measured no gain
     compile: str = "auto"
+    # run the shared system prompt once per step and let every row attend to it: "auto" does
+    # where the step is not compiled (the CPU: fewer FLOPs); a compiled GPU step is bound by
+    # its kernel count, and the prefix's own pass through the trained blocks doubles it
+    share_prefix: str = "auto"
 
 
 @dataclass
@@ -265,6 +269,7 @@ _ENV = {
     "SLEEPBOT_COMPUTE": ("compute", str),
     "SLEEPBOT_WORKERS_PER_GPU": ("workers_per_gpu", int),
     "SLEEPBOT_TRAIN_COMPILE": ("sleep.train.compile", str),
+    "SLEEPBOT_SHARE_PREFIX": ("sleep.train.share_prefix", str),
     "SLEEPBOT_SYSTEM_PROMPT": ("chat.system_prompt", str),
     "SLEEPBOT_PUBLIC_NOTE": ("chat.public_note", str),
     "SLEEPBOT_MAX_TOKENS": ("chat.max_tokens", int),
@@ -424,7 +429,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EXTRACTION_MODES = ("patterns", "model", "both")
 GENERAL_METRICS = ("accuracy", "gold_prob")
 COMPUTE_MODES = ("auto", "native", "float32", "bfloat16")
-COMPILE_MODES = ("auto", "on", "off")
+AUTO_ON_OFF = ("auto", "on", "off")
 
 
 def parse_time_of_day(text: str) -> tuple[int, int]:
@@ -474,7 +479,8 @@ _RULES: dict[str, Any] = {
     "log_level": _one_of(LOG_LEVELS, fold=True),
     "compute": _one_of(COMPUTE_MODES),
     "workers_per_gpu": _range(1),
-    "sleep.train.compile": _one_of(COMPILE_MODES),
+    "sleep.train.compile": _one_of(AUTO_ON_OFF),
+    "sleep.train.share_prefix": _one_of(AUTO_ON_OFF),
     "chat.system_prompt": _not_blank,
     "chat.bot_name": _not_blank,
     "chat.max_tokens": _range(1, 100_000),

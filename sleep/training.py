@@ -209,9 +209,9 @@ def _loss(model: nn.Module, inputs: mx.array, targets: mx.array, mask: mx.array,
     Positions before ``start`` have mask 0 and skip the output head when ``start`` > 0 (see
     :func:`splits_head`). With ``prefix`` (1, P), ``inputs`` are the tokens after it: the
     shared prefix runs once and every row attends to its keys and values (see
-    :class:`SharedPrefixKV`). With ``first`` > 0, ``prefix`` and ``inputs`` are the hidden
-    states entering block ``first`` (see :class:`FrozenLower`) and only the blocks from there
-    on run.
+    :class:`SharedPrefixKV`). With ``first`` > 0, ``inputs`` (and ``prefix``, if given) are
+    the hidden states entering block ``first`` (see :class:`FrozenLower`) and only the blocks
+    from there on run.
     """
     if prefix is not None:
         body, head = head_split(model)
@@ -223,6 +223,12 @@ def _loss(model: nn.Module, inputs: mx.array, targets: mx.array, mask: mx.array,
         else:
             body(prefix, cache=caches)
             h = body(inputs, cache=caches)
+        logits = head(h[:, start:]).astype(mx.float32)
+        targets, mask_in = targets[:, start:], mask[:, start:]
+    elif first:
+        body, head = head_split(model)
+        blocks = body.layers[first:]
+        h = body.norm(_run_blocks(blocks, inputs, [SharedPrefixKV() for _ in blocks]))
         logits = head(h[:, start:]).astype(mx.float32)
         targets, mask_in = targets[:, start:], mask[:, start:]
     elif start > 0:
@@ -251,12 +257,18 @@ def shared_prefix_len(examples: list[TrainExample]) -> int:
                              min(e.prompt_len for e in examples) - 1)
 
 
-def _batch(examples: list[TrainExample], skip: int = 0, pad_to: int = 1
+def _width(examples: list[TrainExample], skip: int = 0, pad_to: int = 1) -> int:
+    """The padded width of ``examples`` from position ``skip`` on, a multiple of ``pad_to``."""
+    width = max(len(e.ids) for e in examples) - 1 - skip
+    return -(-width // pad_to) * pad_to
+
+
+def _batch(examples: list[TrainExample], skip: int = 0, pad_to: int = 1, width: int = 0
            ) -> tuple[mx.array, mx.array, mx.array]:
     """Padded (inputs, targets, answer mask) from position ``skip`` on; the width rounded up
-    to a multiple of ``pad_to`` (a compiled step is traced once per shape)."""
-    width = max(len(e.ids) for e in examples) - 1 - skip
-    width = -(-width // pad_to) * pad_to
+    to a multiple of ``pad_to`` (a compiled step is traced once per shape), at least
+    ``width``."""
+    width = max(width, _width(examples, skip, pad_to))
     inputs, targets, mask = [], [], []
     for e in examples:
         n = len(e.ids) - 1 - skip
@@ -280,20 +292,23 @@ class FrozenLower:
     runs only the trained blocks forward and back.
     """
 
-    def __init__(self, model: nn.Module, first: int, prefix: mx.array):
+    def __init__(self, model: nn.Module, first: int, prefix: mx.array | None = None):
         self.body = head_split(model)[0]
         self.first = first
-        self.caches = [SharedPrefixKV() for _ in range(first)]
-        self.prefix = self._lower(prefix)
+        # with a prefix, its keys and values stay in front of every row's; without, each row
+        # is computed whole
+        self.caches = [SharedPrefixKV() for _ in range(first)] if prefix is not None else None
+        self.prefix = self._lower(prefix) if prefix is not None else None
         self.rows: list[mx.array] = []
 
     def _lower(self, ids: mx.array) -> mx.array:
-        h = _run_blocks(self.body.layers[: self.first], self.body.embed_tokens(ids),
-                        self.caches)
+        caches = self.caches or [SharedPrefixKV() for _ in range(self.first)]
+        h = _run_blocks(self.body.layers[: self.first], self.body.embed_tokens(ids), caches)
         return mx.stop_gradient(h)
 
     def add(self, examples: list[TrainExample], skip: int) -> None:
-        """Compute and keep the rows of ``examples`` (tokens after the shared prefix)."""
+        """Compute and keep the rows of ``examples`` (the tokens after the first ``skip``, the
+        shared prefix; 0 without one)."""
         inputs, _, _ = _batch(examples, skip)
         h = self._lower(inputs)
         mx.eval(h)
@@ -308,14 +323,15 @@ class FrozenLower:
 def shares_prefix(model: nn.Module, examples: list[TrainExample], prefix_len: int,
                   first: int = 0) -> bool:
     """Whether the shared-prefix loss (with the frozen blocks below ``first`` stored, if
-    ``first`` > 0) equals the plain one on the first examples, checked numerically like
-    :func:`splits_head`; architectures it does not fit keep the plain loss."""
-    if prefix_len < 2 or head_split(model) is None:
+    ``first`` > 0; ``prefix_len`` 0: stored blocks, no shared prefix) equals the plain one on
+    the first examples, checked numerically like :func:`splits_head`; architectures it does
+    not fit keep the plain loss."""
+    if (prefix_len < 2 and not (first and prefix_len == 0)) or head_split(model) is None:
         return False
     sample = examples[:2]
     try:
         full = _loss(model, *_batch(sample))
-        prefix = mx.array([sample[0].ids[:prefix_len]])
+        prefix = mx.array([sample[0].ids[:prefix_len]]) if prefix_len else None
         _, targets, mask = _batch(sample, prefix_len)
         if first:
             lower = FrozenLower(model, first, prefix)
@@ -482,19 +498,23 @@ def train_lora(
     losses: list[float] = []
     tokens, seconds = 0, 0.0
     sliced = bool(examples) and splits_head(ctx.model, examples[0].ids)
-    skip = shared_prefix_len(examples) if sliced else 0
+    share = train.share_prefix == "on" or (train.share_prefix == "auto" and not compiled)
+    skip = shared_prefix_len(examples) if sliced and share else 0
     prefix = mx.array([examples[0].ids[:skip]]) if skip else None
     first = max(0, len(ctx.model.layers) - lora.layers)
     lower: FrozenLower | None = None
     if examples and not sliced:  # the fast paths check themselves and say when they are off
         log.info("training: this model's output head cannot be split off; every position "
                  "runs it (slower)")
-    if prefix is not None and first and shares_prefix(ctx.model, examples, skip, first):
+    if examples and first and shares_prefix(ctx.model, examples, skip, first):
         lower = FrozenLower(ctx.model, first, prefix)
-        for i in range(0, len(examples), LOWER_CHUNK):  # chat may go between chunks
+        # chat may go between chunks; a launch-bound GPU computes 8x the rows in about the
+        # time of one chunk
+        chunk = LOWER_CHUNK * (8 if compiled else 1)
+        for i in range(0, len(examples), chunk):
             ctx.use(state)
             tic = time.perf_counter()
-            lower.add(examples[i : i + LOWER_CHUNK], skip)
+            lower.add(examples[i : i + chunk], skip)
             seconds += time.perf_counter() - tic  # part of the training time
             yield TrainProgress(0, len(batches), math.nan)
     elif prefix is not None and shares_prefix(ctx.model, examples, skip):
@@ -505,13 +525,18 @@ def train_lora(
         log.info("training: the shared system prompt cannot run once for this model; every "
                  "row runs it (slower)")
         skip, prefix = 0, None
+    # compiled: every step of the cycle has one shape (the widest batch, the earliest answer),
+    # so the step is traced once; a GPU step of a small model waits on launches, not on the
+    # padded positions, and each extra trace cost more than the padding (bench sleep)
+    width = _width(examples, skip, pad_to) if compiled and examples else 0
     for step, idx in enumerate(batches, 1):
         ctx.use(state)  # a chat job may have swapped weights since the last step
         tic = time.perf_counter()
         batch = [examples[i] for i in idx]
-        inputs, targets, mask = _batch(batch, skip, pad_to)
+        inputs, targets, mask = _batch(batch, skip, pad_to, width)
         # input t predicts token t+1: the first answer target is at prompt_len - 1
-        start = min(min(e.prompt_len for e in batch) - 1 - skip, inputs.shape[1] - 1)
+        heads = examples if width else batch
+        start = min(min(e.prompt_len for e in heads) - 1 - skip, inputs.shape[1] - 1)
         start = max(start, 0) // round_start * round_start if sliced else 0
         if lower is not None:
             loss = step_fn(lower.batch(idx, inputs.shape[1]), targets, mask, start,

@@ -115,3 +115,75 @@ def test_padding_to_a_bucket_masks_the_extra_positions(tiny_runtime):
     n = inputs.shape[1]
     assert mx.array_equal(wide_in[:, :n], inputs).item()
     assert mx.array_equal(wide_m[:, :n], mask).item() and wide_m[:, n:].sum().item() == 0
+
+
+def test_a_compiled_cycle_traces_its_step_once(tiny_runtime, monkeypatch):
+    """Batches of very different widths and answer positions still make one step shape, so
+    ``mx.compile`` traces the step once per cycle; uncompiled, the loss runs every step."""
+    import sleep.training as training
+
+    calls: list[tuple[int, ...]] = []
+    loss = training._loss
+
+    def counted(model, inputs, *args):
+        calls.append(tuple(inputs.shape))
+        return loss(model, inputs, *args)
+
+    monkeypatch.setattr(training, "_loss", counted)
+    tok = tiny_runtime.loaded.tokenizer
+    long = QAPair("What happened on my trip through the mountains last spring?",
+                  "You hiked for nine days from Chamonix to Zermatt, " * 4)
+    examples = [build_example(tok, SYSTEM, p, 512) for p in [*PAIRS, long]]
+    assert len({_batch([e])[0].shape[1] // 32 for e in examples}) > 1  # several buckets
+    lora = LoRAConfig(rank=4, layers=2)
+
+    def traced(ctx, compile_: str) -> tuple[int, int]:
+        gen = train_lora(ctx, "c", None, examples, lora,
+                         TrainConfig(batch_size=2, epochs=2, compile=compile_))
+        in_steps = 0  # loss calls while steps ran (the shape checks before are not counted)
+        while True:
+            before = len(calls)
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                return stop.value.steps, in_steps
+            if progress.step >= 1:
+                in_steps += len(calls) - before
+
+    steps, plain = tiny_runtime.call(traced, "off")
+    assert plain == steps > 2
+    calls.clear()
+    steps, compiled = tiny_runtime.call(traced, "on")
+    assert compiled == 1
+
+
+def test_whole_rows_train_like_a_shared_prefix(tiny_runtime, monkeypatch):
+    """``share_prefix`` off (the compiled GPU default): each row carries the system prompt
+    through the stored lower blocks and the trained ones; same losses and weights as the
+    shared prefix, and the trained blocks run once per step instead of twice."""
+    import sleep.training as training
+
+    runs: list[bool] = []  # per pass of blocks: whether they are the trained ones
+    run_blocks = training._run_blocks
+    top = tiny_runtime.loaded.model.layers[-2]
+
+    def counted(blocks, h, caches):
+        runs.append(blocks[0] is top)
+        return run_blocks(blocks, h, caches)
+
+    monkeypatch.setattr(training, "_run_blocks", counted)
+    tok = tiny_runtime.loaded.tokenizer
+    examples = [build_example(tok, SYSTEM, p, 256) for p in PAIRS]
+    lora = LoRAConfig(rank=4, layers=2)
+    base = TrainConfig(learning_rate=1e-3, batch_size=2, epochs=2, compile="off")
+    shared = tiny_runtime.call(_run, examples, lora, base, False)
+    shared_passes = runs.count(True)
+    runs.clear()
+    whole = tiny_runtime.call(_run, examples, lora,
+                              TrainConfig(**{**base.__dict__, "share_prefix": "off"}), False)
+    assert whole.losses == pytest.approx(shared.losses, rel=1e-3, abs=1e-4)
+    for name, w in shared.tensors.items():
+        assert mx.allclose(whole.tensors[name], w, rtol=1e-3, atol=1e-4).item(), name
+    assert len(tiny_runtime.loaded.model.layers) > 2  # the lower blocks were stored
+    # each counts one pass of the numerical check before training
+    assert shared_passes == 2 * shared.steps + 2 and runs.count(True) == whole.steps + 1
