@@ -42,6 +42,8 @@ DEFAULT_KEYS = (
 
 
 LOWER_CHUNK = 8  # examples per step while the frozen blocks' outputs are computed
+COMPILE_PAD = 32  # compiled steps: widths rounded up to this, like mlx-lm's trainer
+COMPILE_START = 16  # ... and the head's first position down to a multiple of this
 
 
 class TrainingDiverged(RuntimeError):
@@ -263,6 +265,19 @@ def _width(examples: list[TrainExample], skip: int = 0, pad_to: int = 1) -> int:
     return -(-width // pad_to) * pad_to
 
 
+def step_width(batch: list[TrainExample], skip: int, widest: int) -> int:
+    """A compiled step's width: the cycle's ``widest`` batch where that at most doubles this
+    one's, else its own (0: no compiled step). ``mx.compile`` traces the step once per
+    shape, and on a GPU a small model's step waits on kernel launches, not on padded
+    positions: a cycle of similar lengths traces once (bench sleep: 2-3 shapes a cycle had
+    cost more than the padding), and no step pays more than twice its own width (a larger
+    model's step is bound by its arithmetic)."""
+    if not widest:
+        return 0
+    own = _width(batch, skip, COMPILE_PAD)
+    return widest if widest <= 2 * own else own
+
+
 def _batch(examples: list[TrainExample], skip: int = 0, pad_to: int = 1, width: int = 0
            ) -> tuple[mx.array, mx.array, mx.array]:
     """Padded (inputs, targets, answer mask) from position ``skip`` on; the width rounded up
@@ -343,10 +358,6 @@ def shares_prefix(model: nn.Module, examples: list[TrainExample], prefix_len: in
         return bool(mx.allclose(full, shared, rtol=1e-3, atol=1e-4).item())
     except Exception:  # an architecture whose blocks or body take no cache this way
         return False
-
-
-COMPILE_PAD = 32  # compiled steps: widths rounded up to this, like mlx-lm's trainer
-COMPILE_START = 16  # ... and the head's first position down to a multiple of this
 
 
 def compiles(train: TrainConfig, device: str) -> bool:
@@ -525,17 +536,15 @@ def train_lora(
         log.info("training: the shared system prompt cannot run once for this model; every "
                  "row runs it (slower)")
         skip, prefix = 0, None
-    # compiled: every step of the cycle has one shape (the widest batch, the earliest answer),
-    # so the step is traced once; a GPU step of a small model waits on launches, not on the
-    # padded positions, and each extra trace cost more than the padding (bench sleep)
-    width = _width(examples, skip, pad_to) if compiled and examples else 0
+    widest = _width(examples, skip, pad_to) if compiled and examples else 0
     for step, idx in enumerate(batches, 1):
         ctx.use(state)  # a chat job may have swapped weights since the last step
         tic = time.perf_counter()
         batch = [examples[i] for i in idx]
-        inputs, targets, mask = _batch(batch, skip, pad_to, width)
-        # input t predicts token t+1: the first answer target is at prompt_len - 1
-        heads = examples if width else batch
+        inputs, targets, mask = _batch(batch, skip, pad_to, step_width(batch, skip, widest))
+        # input t predicts token t+1: the first answer target is at prompt_len - 1; compiled,
+        # the cycle's earliest, so the head's slice has one shape too
+        heads = examples if widest else batch
         start = min(min(e.prompt_len for e in heads) - 1 - skip, inputs.shape[1] - 1)
         start = max(start, 0) // round_start * round_start if sliced else 0
         if lower is not None:

@@ -11,11 +11,13 @@ import pytest
 
 from runtime.config import LoRAConfig, TrainConfig
 from sleep.training import (
+    TrainExample,
     _batch,
     build_example,
     compiles,
     learning_rate,
     make_optimizer,
+    step_width,
     train_lora,
 )
 from sleep.types import QAPair
@@ -117,9 +119,12 @@ def test_padding_to_a_bucket_masks_the_extra_positions(tiny_runtime):
     assert mx.array_equal(wide_m[:, :n], mask).item() and wide_m[:, n:].sum().item() == 0
 
 
-def test_a_compiled_cycle_traces_its_step_once(tiny_runtime, monkeypatch):
-    """Batches of very different widths and answer positions still make one step shape, so
-    ``mx.compile`` traces the step once per cycle; uncompiled, the loss runs every step."""
+@pytest.mark.parametrize(("repeat", "shapes"), [(2, 1), (8, 3)])
+def test_a_compiled_cycle_traces_few_step_shapes(tiny_runtime, monkeypatch, repeat, shapes):
+    """Rows 31-63 tokens wide (two 32-token buckets) make one step shape, so ``mx.compile``
+    traces the step once per cycle; with one row of 153, the short batches keep their own
+    widths (no step pays more than twice its width): 32, 64 and 160. Uncompiled, the loss
+    runs every step."""
     import sleep.training as training
 
     calls: list[tuple[int, ...]] = []
@@ -132,15 +137,14 @@ def test_a_compiled_cycle_traces_its_step_once(tiny_runtime, monkeypatch):
     monkeypatch.setattr(training, "_loss", counted)
     tok = tiny_runtime.loaded.tokenizer
     long = QAPair("What happened on my trip through the mountains last spring?",
-                  "You hiked for nine days from Chamonix to Zermatt, " * 4)
+                  "You hiked for nine days from Chamonix to Zermatt, " * repeat)
     examples = [build_example(tok, SYSTEM, p, 512) for p in [*PAIRS, long]]
-    assert len({_batch([e])[0].shape[1] // 32 for e in examples}) > 1  # several buckets
     lora = LoRAConfig(rank=4, layers=2)
 
-    def traced(ctx, compile_: str) -> tuple[int, int]:
+    def traced(ctx, compile_: str) -> tuple[int, list]:
         gen = train_lora(ctx, "c", None, examples, lora,
-                         TrainConfig(batch_size=2, epochs=2, compile=compile_))
-        in_steps = 0  # loss calls while steps ran (the shape checks before are not counted)
+                         TrainConfig(batch_size=2, epochs=4, compile=compile_))
+        in_steps = []  # loss calls while steps ran (the checks before them are not counted)
         while True:
             before = len(calls)
             try:
@@ -148,13 +152,26 @@ def test_a_compiled_cycle_traces_its_step_once(tiny_runtime, monkeypatch):
             except StopIteration as stop:
                 return stop.value.steps, in_steps
             if progress.step >= 1:
-                in_steps += len(calls) - before
+                in_steps += calls[before:]
 
     steps, plain = tiny_runtime.call(traced, "off")
-    assert plain == steps > 2
-    calls.clear()
+    assert len(plain) == steps > 2
+    assert len({w // 32 for _, w, _ in plain}) > 1  # several buckets after the shared prefix
     steps, compiled = tiny_runtime.call(traced, "on")
-    assert compiled == 1
+    assert len(compiled) == len(set(compiled)) == shapes
+    assert max(w for _, w, _ in compiled) == 64 if repeat == 2 else 160
+
+
+def test_step_width_pads_to_the_widest_batch_at_most_twice():
+    def rows(*widths):
+        return [TrainExample(list(range(w + 1)), 1) for w in widths]
+
+    assert step_width(rows(31, 36), 0, 0) == 0  # not compiled: each batch its own width
+    assert step_width(rows(31, 36), 0, 64) == 64  # 64 <= 2 x 64
+    assert step_width(rows(20, 31), 0, 64) == 64  # 64 <= 2 x 32
+    assert step_width(rows(20, 31), 0, 96) == 32  # 96 > 2 x 32: its own
+    assert step_width(rows(70, 81), 0, 160) == 160
+    assert step_width(rows(81), 16, 96) == 96  # the shared prefix's 16 tokens are not rows'
 
 
 def test_whole_rows_train_like_a_shared_prefix(tiny_runtime, monkeypatch):
