@@ -67,8 +67,8 @@ async def one(cfg: Config, runtime, path: Path, mc, show: bool = False, seed: in
     v = report.validation or {}
     return {"set": fs.name, "seed": seed, "status": report.status, "reason": report.reason,
             "general_pre": v.get("general_pre"), "general_post": v.get("general_post"),
-            "direct": scored["direct"],
-            "reworded": scored["reworded"], "examples": tr.get("steps", 0)
+            "direct": scored["direct"], "reworded": scored["reworded"],
+            "confused": scored["confused"], "examples": tr.get("steps", 0)
             * cfg.sleep.train.batch_size, "pairs": report.stages["extraction"]["pairs"],
             "turns": len(fs.user_turns), "seconds": round(seconds, 1),
             "loss": [tr.get("loss_first"), tr.get("loss_last")], "scale": v.get("scale"),

@@ -146,6 +146,11 @@ def _fold(text: str) -> str:
     return " ".join(folded.lower().split())
 
 
+def same_keys(a: list[str], b: list[str]) -> bool:
+    """Whether two lists of answer keys share one (folded as :func:`score_answer` folds)."""
+    return bool({_fold(k) for k in a} & {_fold(k) for k in b})
+
+
 def score_answer(answer: str, keys: list[str]) -> bool:
     """True when ``answer`` contains any of ``keys`` (case, accents and spacing ignored)."""
     folded = _fold(answer)

@@ -36,6 +36,26 @@ def test_score_set_separates_direct_and_reworded():
     assert out["reworded_misses"] == reworded_q
 
 
+def test_a_miss_answered_with_another_fact_counts_as_a_confusion():
+    from sleep.factsets import FactQuestion, FactSet
+
+    fs = FactSet("mixed", [], [
+        FactQuestion("What is my sister called?", ["Who is my sister?"], ["Ilvana"]),
+        FactQuestion("What is my brother called?", [], ["Teodric"]),
+        FactQuestion("What is my sister's full name?", [], ["Moss", "Ilvana"]),
+    ])
+    direct = ["Her surname is Moss.",  # a key of a question sharing one with it: not counted
+              "Your brother is Ilvana.",  # the sister's name: confused
+              "I don't know."]  # a plain miss
+    out = score_set(fs, direct, ["Your sister is Teodric."])
+    assert [(c["question"], c["answered"]) for c in out["confusions"]] == [
+        ("What is my brother called?", "What is my sister called?"),
+        ("Who is my sister?", "What is my brother called?")]
+    assert out["confused"] == 2 / 4
+    right = score_set(fs, ["Ilvana", "Teodric", "Ilvana Moss"], ["Ilvana"])
+    assert right["confused"] == 0 and right["confusions"] == []
+
+
 def test_bm25_ranks_the_exchange_that_shares_words_first():
     notes = ["User said: my dog is called Pixel", "User said: I live in Lisbon",
              "User said: hello there"]
@@ -48,7 +68,7 @@ def test_parse_grid():
 
 
 def _fake_results() -> dict:
-    cyc = {"cycle": 1, "direct": 0.75, "reworded": 0.5, "misses": [],
+    cyc = {"cycle": 1, "direct": 0.75, "reworded": 0.5, "misses": [], "confused": 0.125,
            "report": {"status": "accepted"}}
     base = {"direct": 0.0, "reworded": 0.0, "misses": []}
     return {
@@ -70,6 +90,7 @@ def test_table_plots_and_targets_from_results(tmp_path):
     table = summary_table(results)
     assert "| x | 4 | 75% | 0% / 0% | 50% / 25% | 100% / — | 75% / 50% |" in table
     assert "0 leaked answers of 8" in table and "| 0.0001 | 1 | 10 | 50% / 25% |" in table
+    assert "another of the user's facts (interference), after each sleep: 12%" in table
     paths = plot(results, tmp_path)
     assert [p.name for p in paths] == ["recall_per_cycle.png", "lr_sensitivity.png"]
     assert all(p.stat().st_size > 1000 for p in paths)

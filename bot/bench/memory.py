@@ -39,7 +39,7 @@ from bot.wake import ChatService
 from runtime.config import Config
 from runtime.generation import complete_batch
 from runtime.thread import ModelRuntime
-from sleep.factsets import FactSet, bundled_factset, load_factset, score_answer
+from sleep.factsets import FactSet, bundled_factset, load_factset, same_keys, score_answer
 from sleep.validation import MCItem, builtin_items, load_mc_file, mc_accuracy
 
 # The paper's table (§5.1) plus the settings that bracket the 135M model's window.
@@ -92,8 +92,27 @@ def recall_rate(answers: list[str], keys: list[list[str]]) -> float:
     return sum(score_answer(a, k) for a, k in zip(answers, keys, strict=True)) / len(answers)
 
 
+def confusions(fs: FactSet, direct: list[str], reworded: list[str]) -> list[dict]:
+    """Misses answered with another fact of the same user: the answer holds none of its own
+    question's keys but a key of a different question (interference between facts, e.g. the
+    sister's name given for the brother). Questions whose keys share one are not told apart."""
+    questions, _, keys_d, keys_r = questions_of(fs)
+    asked = list(zip(questions + questions_of(fs)[1], direct + reworded, keys_d + keys_r,
+                     strict=True))
+    out = []
+    for question, answer, keys in asked:
+        if score_answer(answer, keys):
+            continue
+        other = next((q for q in fs.questions if not same_keys(keys, q.keys)
+                      and score_answer(answer, q.keys)), None)
+        if other is not None:
+            out.append({"question": question, "answer": answer, "answered": other.question})
+    return out
+
+
 def score_set(fs: FactSet, direct: list[str], reworded: list[str]) -> dict:
     _, _, keys_d, keys_r = questions_of(fs)
+    mixed = confusions(fs, direct, reworded)
     return {
         "answers": direct + reworded,
         "direct": recall_rate(direct, keys_d),
@@ -102,6 +121,9 @@ def score_set(fs: FactSet, direct: list[str], reworded: list[str]) -> dict:
                    if not score_answer(a, q.keys)],
         "reworded_misses": [q for q, a, k in zip(questions_of(fs)[1], reworded, keys_r,
                                                  strict=True) if not score_answer(a, k)],
+        # share of all questions asked (exact and reworded) answered with another fact
+        "confused": len(mixed) / max(1, len(direct) + len(reworded)),
+        "confusions": mixed,
     }
 
 
@@ -348,6 +370,11 @@ def summary_table(results: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Recall is shown as exact question / reworded question.")
+    for f in results["formation"]:
+        if any("confused" in c for c in f["cycles"]):
+            lines.append(f"- {f['factset']}: questions answered with another of the user's "
+                         "facts (interference), after each sleep: "
+                         + ", ".join(f"{c.get('confused', 0):.0%}" for c in f["cycles"]))
     for f in results["formation"]:
         gb, ga = f["general_base"], f["general_after"]
         mc = (f"; MC {ga['mc']:.3f} vs base {gb['mc']:.3f} "
