@@ -215,22 +215,17 @@ def _loss(model: nn.Module, inputs: mx.array, targets: mx.array, mask: mx.array,
     the hidden states entering block ``first`` (see :class:`FrozenLower`) and only the blocks
     from there on run.
     """
-    if prefix is not None:
+    if prefix is not None or first:
         body, head = head_split(model)
         blocks = body.layers[first:]
         caches = [SharedPrefixKV() for _ in blocks]
         if first:
-            _run_blocks(blocks, prefix, caches)  # records each block's prefix keys and values
+            if prefix is not None:  # records each block's prefix keys and values
+                _run_blocks(blocks, prefix, caches)
             h = body.norm(_run_blocks(blocks, inputs, caches))
         else:
             body(prefix, cache=caches)
             h = body(inputs, cache=caches)
-        logits = head(h[:, start:]).astype(mx.float32)
-        targets, mask_in = targets[:, start:], mask[:, start:]
-    elif first:
-        body, head = head_split(model)
-        blocks = body.layers[first:]
-        h = body.norm(_run_blocks(blocks, inputs, [SharedPrefixKV() for _ in blocks]))
         logits = head(h[:, start:]).astype(mx.float32)
         targets, mask_in = targets[:, start:], mask[:, start:]
     elif start > 0:
@@ -537,15 +532,16 @@ def train_lora(
                  "row runs it (slower)")
         skip, prefix = 0, None
     widest = _width(examples, skip, pad_to) if compiled and examples else 0
+    # compiled, every step starts the head at the cycle's earliest answer (one slice shape)
+    earliest = min(e.prompt_len for e in examples) if widest else 0
     for step, idx in enumerate(batches, 1):
         ctx.use(state)  # a chat job may have swapped weights since the last step
         tic = time.perf_counter()
         batch = [examples[i] for i in idx]
         inputs, targets, mask = _batch(batch, skip, pad_to, step_width(batch, skip, widest))
-        # input t predicts token t+1: the first answer target is at prompt_len - 1; compiled,
-        # the cycle's earliest, so the head's slice has one shape too
-        heads = examples if widest else batch
-        start = min(min(e.prompt_len for e in heads) - 1 - skip, inputs.shape[1] - 1)
+        # input t predicts token t+1: the first answer target is at prompt_len - 1
+        first_answer = earliest or min(e.prompt_len for e in batch)
+        start = min(first_answer - 1 - skip, inputs.shape[1] - 1)
         start = max(start, 0) // round_start * round_start if sliced else 0
         if lower is not None:
             loss = step_fn(lower.batch(idx, inputs.shape[1]), targets, mask, start,

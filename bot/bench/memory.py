@@ -96,11 +96,10 @@ def confusions(fs: FactSet, direct: list[str], reworded: list[str]) -> list[dict
     """Misses answered with another fact of the same user: the answer holds none of its own
     question's keys but a key of a different question (interference between facts, e.g. the
     sister's name given for the brother). Questions whose keys share one are not told apart."""
-    questions, _, keys_d, keys_r = questions_of(fs)
-    asked = list(zip(questions + questions_of(fs)[1], direct + reworded, keys_d + keys_r,
-                     strict=True))
+    direct_q, reworded_q, keys_d, keys_r = questions_of(fs)
     out = []
-    for question, answer, keys in asked:
+    for question, answer, keys in zip(direct_q + reworded_q, direct + reworded,
+                                      keys_d + keys_r, strict=True):
         if score_answer(answer, keys):
             continue
         other = next((q for q in fs.questions if not same_keys(keys, q.keys)
