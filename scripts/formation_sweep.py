@@ -14,6 +14,12 @@ retention. Development numbers: the sets are the shipped and held-out ones.
 The grid's phrasings, epochs and learning rate override those of ``--config`` (set the other
 settings there: examples per exchange, rank, layers).
 
+Several cycles per user (interference and forgetting over cycles): ``--cycles N`` tells every
+turn, then sleeps N times; ``--cycles N --split`` tells the turns in N consecutive parts, one
+sleep after each (facts of one kind then reach the weights in different cycles). Each line
+then has ``"cycles"``: recall, ``confused`` and ``lost`` (questions recalled after an earlier
+cycle and missed now) after every sleep; its top-level numbers are the last cycle's.
+
 Each fact's recall at this model size flips with the training order, so a difference between
 two settings on one seed is mostly noise: compare means over ``--seeds``.
 """
@@ -45,23 +51,41 @@ def parse_grid(text: str) -> list[tuple[int, int, float]]:
     return [(int(p), int(e), float(lr)) for p, e, lr in (x.split(":") for x in text.split(","))]
 
 
-async def one(cfg: Config, runtime, path: Path, mc, show: bool = False, seed: int = 0) -> dict:
+async def one(cfg: Config, runtime, path: Path, mc, show: bool = False, seed: int = 0,
+              cycles: int = 1, split: bool = False) -> dict:
     timed = load_timed(path)
     fs = timed.factset
+    direct_q, reworded_q, _, _ = questions_of(fs)
+    turns = list(enumerate(fs.user_turns))
+    # --split: part k of the turns is told right before cycle k
+    parts = ([turns[k * len(turns) // cycles:(k + 1) * len(turns) // cycles]
+              for k in range(cycles)] if split else [turns] + [[]] * (cycles - 1))
+    history: list[dict] = []
+    ever: set[str] = set()  # questions recalled after some earlier cycle
+    seconds = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         run_cfg = dataclasses.replace(cfg, data_dir=Path(tmp))
         async with open_engine(run_cfg, runtime=runtime) as engine:
             chat = ChatService(engine)
-            for n, turn in enumerate(fs.user_turns):
-                ts = timed.times[n] if timed.times else None
-                await chat.save("u", turn, "I see.", source="ingest", ts=ts)
-            tic = time.perf_counter()
-            report = await run_cycle(engine.cycle_context("u"), seed=seed)
-            seconds = time.perf_counter() - tic
-            direct_q, reworded_q, _, _ = questions_of(fs)
-            answers = await answer_all(engine, "u", direct_q + reworded_q)
-            scored = score_set(fs, answers[: len(direct_q)], answers[len(direct_q):])
-            missed = set(scored["misses"]) | set(scored["reworded_misses"])
+            for k, part in enumerate(parts):
+                for n, turn in part:
+                    ts = timed.times[n] if timed.times else None
+                    await chat.save("u", turn, "I see.", source="ingest", ts=ts)
+                tic = time.perf_counter()
+                report = await run_cycle(engine.cycle_context("u"), seed=seed + 1000 * k)
+                seconds = time.perf_counter() - tic
+                answers = await answer_all(engine, "u", direct_q + reworded_q)
+                scored = score_set(fs, answers[: len(direct_q)], answers[len(direct_q):])
+                missed = set(scored["misses"]) | set(scored["reworded_misses"])
+                asked = [f"{i}:{q}" for i, q in enumerate(direct_q + reworded_q)]
+                hit = {a for a, q in zip(asked, direct_q + reworded_q, strict=True)
+                       if q not in missed}
+                history.append({"cycle": k + 1, "status": report.status,
+                                "direct": scored["direct"], "reworded": scored["reworded"],
+                                "confused": scored["confused"], "lost": len(ever - hit),
+                                "examples": report.stages.get("training", {}).get("steps", 0)
+                                * cfg.sleep.train.batch_size, "seconds": round(seconds, 1)})
+                ever |= hit
             general = await general_scores(engine, "u", mc) if mc else {}
     tr = report.stages.get("training", {})
     v = report.validation or {}
@@ -69,10 +93,12 @@ async def one(cfg: Config, runtime, path: Path, mc, show: bool = False, seed: in
             "general_pre": v.get("general_pre"), "general_post": v.get("general_post"),
             "direct": scored["direct"], "reworded": scored["reworded"],
             "confused": scored["confused"], "examples": tr.get("steps", 0)
-            * cfg.sleep.train.batch_size, "pairs": report.stages["extraction"]["pairs"],
-            "turns": len(fs.user_turns), "seconds": round(seconds, 1),
+            * cfg.sleep.train.batch_size, "pairs": report.stages.get("extraction", {}).get(
+                "pairs", 0), "turns": len(fs.user_turns), "seconds": round(seconds, 1),
             "loss": [tr.get("loss_first"), tr.get("loss_last")], "scale": v.get("scale"),
-            "mc": general.get("mc"), "builtin": general.get("builtin")} | (
+            "mc": general.get("mc"), "builtin": general.get("builtin"),
+            "stage_seconds": {k: v.get("seconds") for k, v in report.stages.items()}} | (
+        {"cycles": history} if cycles > 1 else {}) | (
         {"answers": [{"q": q, "a": a, "hit": q not in missed}
                      for q, a in zip(direct_q + reworded_q, scored["answers"], strict=True)]}
         if show else {})
@@ -93,6 +119,10 @@ async def main() -> int:
     ap.add_argument("--seeds", default="0",
                     help="training seeds, e.g. 0,1,2: one fact's recall flips with the batch "
                          "order at this size, so compare settings over several")
+    ap.add_argument("--cycles", type=int, default=1,
+                    help="sleep this many times per user (recall after each)")
+    ap.add_argument("--split", action="store_true",
+                    help="with --cycles N: tell the turns in N parts, one sleep after each")
     ap.add_argument("--config", type=Path, default=None,
                     help="a TOML config under the grid (e.g. [sleep.lora] layers = 16)")
     args = ap.parse_args()
@@ -113,7 +143,8 @@ async def main() -> int:
             rows = []
             for seed in (int(x) for x in args.seeds.split(",")):
                 for path in paths:
-                    row = await one(cfg, runtime, path, mc, args.answers, seed)
+                    row = await one(cfg, runtime, path, mc, args.answers, seed,
+                                    args.cycles, args.split)
                     row |= {"setting": f"{p}:{e}:{lr:g}"}
                     print(json.dumps(row), flush=True)
                     rows.append(row)
@@ -125,6 +156,11 @@ async def main() -> int:
                        / sum(r["turns"] for r in rows),
                        "accepted": sum(r["status"] == "accepted" for r in rows),
                        "mc": (sum(r["mc"] for r in rows) / n) if mc else None}
+            if args.cycles > 1:  # per cycle: recall, interference, questions lost since
+                summary["cycles"] = [
+                    {k: round(sum(r["cycles"][c][k] for r in rows) / n, 3)
+                     for k in ("direct", "reworded", "confused", "lost")}
+                    for c in range(args.cycles)]
             print(json.dumps({"summary": summary}), flush=True)
     finally:
         await runtime.aclose()
