@@ -273,8 +273,12 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
         facts += model_facts
         new_pairs = dedupe_pairs(new_pairs + qa_for_facts(model_facts, cfg.phrasings_per_fact))
     found_pairs = len(new_pairs)
+    # what a new statement replaces (a move) never comes back; the rest can be replayed
+    retired = await _superseded_items(store, user_id, turns) if cfg.general_extraction else []
+    gone = {i.id for i in retired}
+    replayable = sum(i.id not in gone for i in await store.replay_items(user_id))
     epochs = cfg.train.epochs
-    budget = training_budget(cfg, len(kept))
+    budget = training_budget(cfg, len(kept), replayable * epochs)
     if budget:
         new_pairs, epochs = fit_budget(new_pairs, epochs, budget)
     stage("extraction", t, facts=len(facts), pattern_facts=found.rule_facts,
@@ -282,9 +286,8 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
           model_facts_proposed=model_proposed, pairs=len(new_pairs),
           pairs_found=found_pairs, epochs=epochs)
 
-    # 3. replay (this user's buffer only), minus what a new statement replaces (a move)
+    # 3. replay (this user's buffer only)
     t = time.perf_counter()
-    retired = await _superseded_items(store, user_id, turns) if cfg.general_extraction else []
     fact_losses: list[float] = []
 
     async def score(pairs: list[QAPair]) -> list[float]:  # on the user's current weights
@@ -308,11 +311,19 @@ def anchor_count(cfg: SleepConfig, new_pairs: int) -> int:
     return min(cfg.anchor_pairs, max(1, round(cfg.anchor_ratio * new_pairs)))
 
 
-def training_budget(cfg: SleepConfig, kept: int) -> int:
-    """How many new-fact examples (pairs × epochs) this cycle may train; 0: no cap. Replay is
-    a share on top of them; anchors and identity pairs ride along in every cycle."""
+def training_budget(cfg: SleepConfig, kept: int, replayable: int | None = None) -> int:
+    """How many new-fact examples (pairs × epochs) this cycle may train; 0: no cap.
+
+    The cap is the cycle's time; replay takes up to ``replay_ratio`` of it, but only as many
+    examples as the buffer holds (``replayable``, items × epochs; None: a full share): a
+    user's first cycle, with nothing to replay, spends all of it on what is new. Anchors and
+    identity pairs ride along in every cycle."""
     caps = [c for c in (cfg.max_train_examples, cfg.train_examples_per_turn * kept) if c > 0]
-    return max(1, int(min(caps) * (1 - cfg.replay_ratio))) if caps else 0
+    if not caps:
+        return 0
+    share = min(caps) * cfg.replay_ratio
+    reserved = share if replayable is None else min(share, replayable)
+    return max(1, int(min(caps) - reserved))
 
 
 async def _superseded_items(store: Store, user_id: str, turns: list) -> list[ReplayItem]:

@@ -206,6 +206,7 @@ async def test_a_long_chat_keeps_to_the_cycles_training_budget(tiny_config):
     cfg.sleep.max_train_examples = 120
     cfg.sleep.train.epochs = 3
     cfg.sleep.phrasings_per_fact = 4
+    cfg.sleep.replay_ratio = 0.5
     names = ["Ada", "Bram", "Cleo", "Dario", "Elke", "Femi", "Greta", "Hugo", "Ines", "Joss",
              "Kaja", "Luca", "Mira", "Nils", "Odile", "Pavel", "Quinn", "Rosa", "Sven", "Tove"]
     towns = ["Aalst", "Bergen", "Cork", "Delft", "Eger", "Faro", "Gap", "Hull", "Ieper", "Jena",
@@ -218,7 +219,9 @@ async def test_a_long_chat_keeps_to_the_cycles_training_budget(tiny_config):
             await chat.save("xia", text, "Oh!")
         plan = await plan_cycle(engine.cycle_context("xia"))
     assert plan.stages["extraction"]["pairs_found"] > len(plan.new_pairs)
-    assert len(plan.new_pairs) * plan.epochs <= 120
+    # a first cycle has nothing to replay: replay's half of the cap goes to what is new
+    assert 60 < len(plan.new_pairs) * plan.epochs <= 120
+    assert plan.replay_pairs == []
     assert all(s.novelty != s.novelty for s in plan.scored)  # threshold 0: never scored (NaN)
 
 
@@ -356,3 +359,18 @@ def test_a_heading_before_a_colon_does_not_hide_the_sentence_after_it():
     assert split_sentences("my name is: Bob") == ["my name is: Bob"]
     assert split_sentences("The bus at 10:30 is mine.") == ["The bus at 10:30 is mine."]
 
+
+
+def test_replay_reserves_only_what_the_buffer_can_fill():
+    from runtime.config import load_config
+    from sleep.pipeline import training_budget
+
+    cfg = load_config(env={}).sleep
+    cfg.max_train_examples, cfg.train_examples_per_turn, cfg.replay_ratio = 0, 20, 0.25
+    cap = 20 * 10  # ten kept exchanges
+    assert training_budget(cfg, 10, replayable=0) == cap  # a first cycle: all on what is new
+    assert training_budget(cfg, 10, replayable=12) == cap - 12  # a small buffer: all of it
+    assert training_budget(cfg, 10, replayable=500) == cap - 50  # a full share, no more
+    assert training_budget(cfg, 10) == cap - 50  # buffer unknown: the full share
+    cfg.train_examples_per_turn = 0
+    assert training_budget(cfg, 10, replayable=0) == 0  # no cap at all
