@@ -216,12 +216,20 @@ class Config:
 # development sets) recalled 51% / 37% exact / reworded of the six held-out users' questions
 # instead of 44% / 26% (16 blocks: 45% / 41%; all 30: 49% / 36%), with the same multiple-choice
 # score; a REALTALK speaker 36% / 16% instead of 16% / 0%. Training costs ~15% more per
-# example on this CPU (384 vs ~440 tokens/s), so a cycle trains at most 1,500 examples.
+# example on this CPU (384 vs ~440 tokens/s), so a cycle trained at most 1,500 examples.
 # Replay puts the most forgotten of 128 scored facts first: over 12 nights of a REALTALK
 # speaker, 3 questions once recalled were missed at the end instead of 6 (README, "Forgetting").
+# Replay takes half of a cycle's examples once the buffer can fill it (a first cycle spends
+# all on what is new): with turns told in three parts and a sleep after each (H200, CPU
+# setting, held-out 1-3, 36 runs), questions recalled earlier and missed later fell from 1.8
+# and 5.1 per user to 0.5 and 3.5 at the same final recall; on this CPU 6 instead of 15 for
+# two users, final recall 54% / 46% instead of 50% / 44% (README, "over cycles"). A first
+# cycle now trains its whole cap, so the cap is 1,200, not 1,500: a 200-turn first cycle
+# trains what it did before (1,500 less replay's 20%) and stays under 10 minutes on a slow
+# day of this CPU (1,516 examples took 651 s, 1,316 took 625 s, 1,216 took 528 s).
 _SMOLLM2_135M = {"sleep": {"phrasings_per_fact": 4, "anchor_pairs": 8, "anchor_ratio": 0.5,
-                           "tau_base": 0.95,
-                           "train_examples_per_turn": 21, "max_train_examples": 1500,
+                           "tau_base": 0.95, "replay_ratio": 0.5,
+                           "train_examples_per_turn": 21, "max_train_examples": 1200,
                            "replay_scored": 128, "lora": {"layers": 12},
                            "train": {"learning_rate": 3e-4, "epochs": 2, "batch_size": 4}}}
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {

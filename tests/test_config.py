@@ -149,7 +149,9 @@ def test_bundled_model_has_its_own_measured_sleep_window(tmp_path):
     assert (train.learning_rate, train.epochs, train.batch_size) == (3e-4, 2, 4)
     # 8 anchors and 21 examples per exchange: the examples 24 more anchors took go to the facts
     assert (cfg.sleep.phrasings_per_fact, cfg.sleep.anchor_pairs) == (4, 8)
-    assert (cfg.sleep.train_examples_per_turn, cfg.sleep.max_train_examples) == (21, 1500)
+    assert (cfg.sleep.train_examples_per_turn, cfg.sleep.max_train_examples) == (21, 1200)
+    # replay takes half a cycle once the buffer fills it: earlier facts are lost less often
+    assert cfg.sleep.replay_ratio == 0.5
     # the adapter reaches 12 of its 30 blocks (the paper's 8 recalled less: README, Results)
     assert (cfg.sleep.lora.rank, cfg.sleep.lora.scale, cfg.sleep.lora.layers) == (16, 2.0, 12)
     assert cfg.sleep.replay_scored == 128  # replay the most forgotten facts first
@@ -160,14 +162,14 @@ def test_bundled_model_has_its_own_measured_sleep_window(tmp_path):
 @pytest.mark.parametrize("device", ["cuda", "metal"])
 def test_on_a_gpu_the_bundled_model_trains_more_per_cycle(tmp_path, device):
     """A GPU trains a cycle in seconds: 6 phrasings per fact, 48 examples per kept exchange
-    for 3 epochs and 4,500 in all, with all 32 anchors (the CPU's 4, 21 for 2, 1,500 and 8
+    for 3 epochs and 4,500 in all, with all 32 anchors (the CPU's 4, 21 for 2, 1,200 and 8
     keep a 10-turn cycle near its minute). Everything else is the CPU's, a file or the
     environment still wins, and a model without GPU settings is unchanged."""
     cpu = load_config(data_dir=tmp_path, env={}, device="cpu")
     gpu = load_config(data_dir=tmp_path, env={}, device=device)
     assert (gpu.sleep.train_examples_per_turn, gpu.sleep.train.epochs) == (48, 3)
     assert (gpu.sleep.phrasings_per_fact, cpu.sleep.phrasings_per_fact) == (6, 4)
-    assert (gpu.sleep.max_train_examples, cpu.sleep.max_train_examples) == (4500, 1500)
+    assert (gpu.sleep.max_train_examples, cpu.sleep.max_train_examples) == (4500, 1200)
     assert (gpu.sleep.anchor_pairs, cpu.sleep.anchor_pairs) == (32, 8)
     assert gpu.sleep.train.learning_rate == cpu.sleep.train.learning_rate
     env = {"SLEEPBOT_EPOCHS": "2", "SLEEPBOT_TRAIN_EXAMPLES_PER_TURN": "16"}
