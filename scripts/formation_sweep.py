@@ -51,6 +51,11 @@ def parse_grid(text: str) -> list[tuple[int, int, float]]:
     return [(int(p), int(e), float(lr)) for p, e, lr in (x.split(":") for x in text.split(","))]
 
 
+def _examples(cfg: Config, report) -> int:
+    """Examples a cycle trained (steps × batch: pairs × epochs plus anchors and replay)."""
+    return report.stages.get("training", {}).get("steps", 0) * cfg.sleep.train.batch_size
+
+
 async def one(cfg: Config, runtime, path: Path, mc, show: bool = False, seed: int = 0,
               cycles: int = 1, split: bool = False) -> dict:
     timed = load_timed(path)
@@ -61,7 +66,7 @@ async def one(cfg: Config, runtime, path: Path, mc, show: bool = False, seed: in
     parts = ([turns[k * len(turns) // cycles:(k + 1) * len(turns) // cycles]
               for k in range(cycles)] if split else [turns] + [[]] * (cycles - 1))
     history: list[dict] = []
-    ever: set[str] = set()  # questions recalled after some earlier cycle
+    ever: set[int] = set()  # questions recalled after some earlier cycle
     seconds = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         run_cfg = dataclasses.replace(cfg, data_dir=Path(tmp))
@@ -77,14 +82,12 @@ async def one(cfg: Config, runtime, path: Path, mc, show: bool = False, seed: in
                 answers = await answer_all(engine, "u", direct_q + reworded_q)
                 scored = score_set(fs, answers[: len(direct_q)], answers[len(direct_q):])
                 missed = set(scored["misses"]) | set(scored["reworded_misses"])
-                asked = [f"{i}:{q}" for i, q in enumerate(direct_q + reworded_q)]
-                hit = {a for a, q in zip(asked, direct_q + reworded_q, strict=True)
-                       if q not in missed}
+                hit = {i for i, q in enumerate(direct_q + reworded_q) if q not in missed}
                 history.append({"cycle": k + 1, "status": report.status,
                                 "direct": scored["direct"], "reworded": scored["reworded"],
                                 "confused": scored["confused"], "lost": len(ever - hit),
-                                "examples": report.stages.get("training", {}).get("steps", 0)
-                                * cfg.sleep.train.batch_size, "seconds": round(seconds, 1)})
+                                "examples": _examples(cfg, report),
+                                "seconds": round(seconds, 1)})
                 ever |= hit
             general = await general_scores(engine, "u", mc) if mc else {}
     tr = report.stages.get("training", {})
@@ -92,12 +95,12 @@ async def one(cfg: Config, runtime, path: Path, mc, show: bool = False, seed: in
     return {"set": fs.name, "seed": seed, "status": report.status, "reason": report.reason,
             "general_pre": v.get("general_pre"), "general_post": v.get("general_post"),
             "direct": scored["direct"], "reworded": scored["reworded"],
-            "confused": scored["confused"], "examples": tr.get("steps", 0)
-            * cfg.sleep.train.batch_size, "pairs": report.stages.get("extraction", {}).get(
-                "pairs", 0), "turns": len(fs.user_turns), "seconds": round(seconds, 1),
+            "confused": scored["confused"], "examples": _examples(cfg, report),
+            "pairs": report.stages.get("extraction", {}).get("pairs", 0),
+            "turns": len(fs.user_turns), "seconds": round(seconds, 1),
             "loss": [tr.get("loss_first"), tr.get("loss_last")], "scale": v.get("scale"),
             "mc": general.get("mc"), "builtin": general.get("builtin"),
-            "stage_seconds": {k: v.get("seconds") for k, v in report.stages.items()}} | (
+            "stage_seconds": {k: st.get("seconds") for k, st in report.stages.items()}} | (
         {"cycles": history} if cycles > 1 else {}) | (
         {"answers": [{"q": q, "a": a, "hit": q not in missed}
                      for q, a in zip(direct_q + reworded_q, scored["answers"], strict=True)]}

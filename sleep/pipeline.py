@@ -274,9 +274,10 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
         new_pairs = dedupe_pairs(new_pairs + qa_for_facts(model_facts, cfg.phrasings_per_fact))
     found_pairs = len(new_pairs)
     # what a new statement replaces (a move) never comes back; the rest can be replayed
-    retired = await _superseded_items(store, user_id, turns) if cfg.general_extraction else []
-    gone = {i.id for i in retired}
-    replayable = sum(i.id not in gone for i in await store.replay_items(user_id))
+    items = await store.replay_items(user_id)
+    retired = (await _superseded_items(store, user_id, turns, items)
+               if cfg.general_extraction else [])
+    replayable = len(items) - len(retired)
     epochs = cfg.train.epochs
     budget = training_budget(cfg, len(kept), replayable * epochs)
     if budget:
@@ -326,9 +327,9 @@ def training_budget(cfg: SleepConfig, kept: int, replayable: int | None = None) 
     return max(1, int(min(caps) - reserved))
 
 
-async def _superseded_items(store: Store, user_id: str, turns: list) -> list[ReplayItem]:
-    """Replay items whose answer a statement of this cycle replaces."""
-    items = await store.replay_items(user_id)
+async def _superseded_items(store: Store, user_id: str, turns: list,
+                            items: list[ReplayItem]) -> list[ReplayItem]:
+    """Those of the user's replay ``items`` whose answer a statement of this cycle replaces."""
     if not items or not turns:
         return []
     earlier = [(e.user_text, [e.id], datetime.fromtimestamp(e.ts))

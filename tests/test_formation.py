@@ -360,7 +360,6 @@ def test_a_heading_before_a_colon_does_not_hide_the_sentence_after_it():
     assert split_sentences("The bus at 10:30 is mine.") == ["The bus at 10:30 is mine."]
 
 
-
 def test_replay_reserves_only_what_the_buffer_can_fill():
     from runtime.config import load_config
     from sleep.pipeline import training_budget
