@@ -34,6 +34,7 @@ from runtime.generation import complete
 from runtime.thread import BACKGROUND, ModelContext, ModelRuntime, modules_from_tensors
 from sleep import curation, dreaming, fusion, replay, validation
 from sleep.anchors import anchor_pairs
+from sleep.augmentation import profile_pairs
 from sleep.extraction import (
     EXTRACTION_PROMPT,
     dedupe_pairs,
@@ -209,6 +210,8 @@ class CyclePlan:
     stages: dict[str, dict] = field(default_factory=dict)
     retired: list[ReplayItem] = field(default_factory=list)  # replaced by a new statement
     epochs: int = 1  # the configured epochs, fewer when the cycle's budget is tight
+    # the cycle's facts and replayed facts said together (sleep/augmentation.py)
+    profiles: list[QAPair] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The facts and every training pair (new and replayed) as JSON-ready dicts."""
@@ -223,7 +226,7 @@ class CyclePlan:
             "epochs": self.epochs,
             "pairs": [{"question": p.question, "answer": p.answer, "kind": p.kind,
                        "source_exchange_ids": list(p.source_exchange_ids)}
-                      for p in self.new_pairs + self.replay_pairs],
+                      for p in self.new_pairs + self.replay_pairs + self.profiles],
             "stages": self.stages,
         }
 
@@ -299,10 +302,12 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     replayed = await replay.select_replay(store, user_id, len(new_pairs), cfg.replay_ratio,
                                           retired, score, cfg.replay_scored)
     replay_pairs = replay.as_pairs(replayed)
+    profiles = profile_pairs(new_pairs + replay_pairs, cfg.profile_repeats, cfg.profile_size)
+    profiles = profiles[:profile_room(cfg, len(new_pairs) + len(replay_pairs), epochs)]
     stage("replay", t, replayed=len(replay_pairs), retired=len(retired),
-          scored=len(fact_losses))
+          scored=len(fact_losses), profiles=len(profiles))
     return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages,
-                     retired, epochs)
+                     retired, epochs, profiles)
 
 
 def anchor_count(cfg: SleepConfig, new_pairs: int) -> int:
@@ -325,6 +330,19 @@ def training_budget(cfg: SleepConfig, kept: int, replayable: int | None = None) 
     share = min(caps) * cfg.replay_ratio
     reserved = share if replayable is None else min(share, replayable)
     return max(1, int(min(caps) - reserved))
+
+
+def profile_room(cfg: SleepConfig, pairs: int, epochs: int) -> int:
+    """How many profile pairs fit in the room ``max_train_examples`` leaves beside a cycle's
+    ``pairs`` (new and replayed) at ``epochs``, each costing ``profile_cost`` examples.
+
+    Profiles come on top of what the per-exchange budget gives the facts (taking that room
+    for them measured worse), but never past the cap that keeps a long cycle in its time: a
+    200-turn cycle that fills its cap trains no profiles, a 10-turn one trains them all."""
+    if cfg.max_train_examples <= 0 or cfg.profile_cost <= 0:
+        return 1 << 30
+    room = cfg.max_train_examples - pairs * epochs
+    return max(0, int(room // (cfg.profile_cost * epochs)))
 
 
 async def _superseded_items(store: Store, user_id: str, turns: list,
@@ -396,7 +414,7 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
     t = time.perf_counter()
     identity = [QAPair(p.question, p.answer, [], "identity")
                 for p in load_identity(cc.paths.identity, cc.bot_name)]
-    dataset = dedupe_pairs(new_pairs + replay_pairs + dreams + identity
+    dataset = dedupe_pairs(new_pairs + replay_pairs + plan.profiles + dreams + identity
                            + anchor_pairs(anchor_count(cfg, len(new_pairs))))
     tok = runtime.loaded.tokenizer
     examples = [build_example(tok, system_prompt, p, cfg.train.max_seq_len,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-QA_KINDS = ("fact", "replay", "identity", "dream")
+QA_KINDS = ("fact", "replay", "identity", "dream", "profile")
 USER_SUBJECT = "user"  # Fact.subject for facts about the person talking to the bot
 
 

@@ -155,6 +155,10 @@ def test_bundled_model_has_its_own_measured_sleep_window(tmp_path):
     # the adapter reaches 12 of its 30 blocks (the paper's 8 recalled less: README, Results)
     assert (cfg.sleep.lora.rank, cfg.sleep.lora.scale, cfg.sleep.lora.layers) == (16, 2.0, 12)
     assert cfg.sleep.replay_scored == 128  # replay the most forgotten facts first
+    # each fact also said in 4 profiles beside other facts (README, "Knowledge augmentation")
+    assert (cfg.sleep.profile_repeats, cfg.sleep.profile_size) == (4, 4)
+    assert load_config(data_dir=tmp_path, env={"SLEEPBOT_PROFILE_REPEATS": "0"}
+                       ).sleep.profile_repeats == 0
     env_cfg = load_config(data_dir=tmp_path, env={"SLEEPBOT_LEARNING_RATE": "1e-4"})
     assert env_cfg.sleep.train.learning_rate == 1e-4  # the environment still wins
 

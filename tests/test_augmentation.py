@@ -1,0 +1,120 @@
+"""Knowledge augmentation (sleep/augmentation.py): each fact of a cycle is also said in a few
+"What do you know about me?" answers, beside other facts and in shuffled orders, made only of
+the cycle's own grounded answers; a cycle trains them in the room its time cap leaves and never
+keeps them in the replay buffer.
+
+    .venv/bin/python -m pytest -q tests/test_augmentation.py
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from bot.engine import open_engine
+from bot.wake import ChatService
+from sleep.augmentation import MAX_PROFILE_CHARS, PROFILE_QUESTIONS, profile_pairs
+from sleep.pipeline import plan_cycle, profile_room, run_cycle
+from sleep.types import QAPair
+from tests.conftest import quick_sleep
+
+FACTS = [f"Your friend Name{k} lives in Town{k}." for k in range(12)]
+
+
+def fact_pairs(answers: list[str], phrasings: int = 3) -> list[QAPair]:
+    return [QAPair(f"Question {k} about {a}?", a, [n], "fact")
+            for n, a in enumerate(answers) for k in range(phrasings)]
+
+
+def sentences(profile: QAPair, answers: list[str]) -> list[str]:
+    """The answers a profile says, in its order (each answer is one sentence here)."""
+    return sorted((a for a in answers if a in profile.answer), key=profile.answer.index)
+
+
+def test_each_fact_is_said_repeats_times_never_twice_in_one_profile():
+    profiles = profile_pairs(fact_pairs(FACTS), repeats=4, per_profile=4, seed=0)
+    assert len(profiles) == 12  # 4 passes over 12 facts, 4 a profile
+    said = Counter()
+    for p in profiles:
+        got = sentences(p, FACTS)
+        assert 2 <= len(got) <= 4 and len(set(got)) == len(got)
+        assert p.answer == " ".join(got)  # nothing but the facts themselves
+        assert p.kind == "profile" and p.question in PROFILE_QUESTIONS
+        assert p.source_exchange_ids == sorted(FACTS.index(a) for a in got)
+        said.update(got)
+    assert said == Counter({a: 4 for a in FACTS})
+
+
+def test_a_fact_is_said_beside_different_facts_at_different_places():
+    profiles = profile_pairs(fact_pairs(FACTS), repeats=4, per_profile=4, seed=0)
+    places = {a: set() for a in FACTS}
+    neighbours = {a: set() for a in FACTS}
+    for p in profiles:
+        got = sentences(p, FACTS)
+        for i, a in enumerate(got):
+            places[a].add(i)
+            neighbours[a].update(set(got) - {a})
+    assert sum(len(v) > 1 for v in places.values()) >= 9
+    assert all(len(v) > 3 for v in neighbours.values())
+    # the same seed gives the same profiles; another seed other orders
+    assert profile_pairs(fact_pairs(FACTS), 4, 4, seed=0) == profiles
+    assert profile_pairs(fact_pairs(FACTS), 4, 4, seed=1) != profiles
+
+
+def test_only_facts_and_replay_are_said_and_yes_no_answers_stay_with_their_question():
+    pairs = fact_pairs(FACTS[:3]) + [
+        QAPair("Is my friend Name0 in Town1?", "No, your friend Name0 lives in Town0.", [0]),
+        QAPair("Old?", "Your cat is called Tussock.", [7], "replay"),
+        QAPair("Who are you?", "I am Sleepbot.", [], "identity"),
+        QAPair("Capital?", "Paris is the capital of France.", [], "anchor"),
+        QAPair("Dream?", "Name0 and Name1 are friends.", [], "dream")]
+    text = " ".join(p.answer for p in profile_pairs(pairs, 2, 4))
+    assert "Tussock" in text and all(a in text for a in FACTS[:3])
+    assert not any(w in text for w in ("No,", "Sleepbot", "Paris", "are friends"))
+    assert profile_pairs(fact_pairs(FACTS[:1]), 4, 4) == []  # one fact: nothing to mix
+    assert profile_pairs(fact_pairs(FACTS), 0, 4) == []
+
+
+def test_a_profile_stays_short_enough_to_train():
+    long = [f"You told me a long story number {k} " + "about the garden " * 12 + "."
+            for k in range(6)]
+    profiles = profile_pairs(fact_pairs(long), 2, 4)
+    assert all(len(p.answer) <= MAX_PROFILE_CHARS for p in profiles)
+    assert Counter(a for p in profiles for a in long if a in p.answer) == {a: 2 for a in long}
+
+
+def test_profiles_fill_only_the_room_the_cycles_cap_leaves(tiny_config):
+    cfg = tiny_config.sleep
+    cfg.max_train_examples, cfg.profile_cost = 1000, 2.0
+    assert profile_room(cfg, 200, 2) == 150  # (1000 - 400) / (2 x 2)
+    assert profile_room(cfg, 500, 2) == 0  # a long chat that fills its cap: none
+    cfg.max_train_examples = 0
+    assert profile_room(cfg, 500, 2) > 10_000  # no cap: every profile
+
+
+@pytest.mark.asyncio
+async def test_a_cycle_trains_profiles_of_its_facts_and_replays_none(tiny_config):
+    cfg = quick_sleep(tiny_config)
+    cfg.sleep.profile_repeats = 2
+    said = ["I keep a tortoise called Admiral Pebbles in my garden.",
+            "My sister Ana works as a nurse in Porto.",
+            "I play the cello in a quartet on Thursdays."]
+    async with open_engine(cfg) as engine:
+        chat = ChatService(engine)
+        for text in said:
+            await chat.save("wim", text, "Oh!")
+        plan = await plan_cycle(engine.cycle_context("wim"))
+        assert plan.profiles and all(p.kind == "profile" for p in plan.profiles)
+        answers = {p.answer for p in plan.new_pairs if not p.answer.startswith("No,")}
+        for p in plan.profiles:  # every sentence of a profile is one of the cycle's answers
+            rest = p.answer
+            for a in sorted(answers, key=len, reverse=True):
+                rest = rest.replace(a, "")
+            assert rest.strip() == ""
+        assert sum(p["kind"] == "profile" for p in plan.to_dict()["pairs"]) == len(plan.profiles)
+        report = await run_cycle(engine.cycle_context("wim"))
+        assert report.status == "accepted", report.reason
+        assert report.examples >= len(plan.new_pairs) + len(plan.profiles)
+        stored = {i.answer for i in await engine.store.replay_items("wim")}
+        assert stored and not stored & {p.answer for p in plan.profiles}
