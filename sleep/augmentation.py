@@ -31,7 +31,7 @@ PROFILE_QUESTIONS = (
     "What do you remember from our chats?",
     "Sum up what you know about me.",
 )
-_CONTRAST = re.compile(r"(?:No|Yes)\b,?\s")
+_CONTRAST = re.compile(r"(?:No|Yes),\s")
 MAX_PROFILE_CHARS = 480  # a profile stays well inside a training example's 256 tokens
 
 
