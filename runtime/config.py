@@ -122,6 +122,9 @@ class SleepConfig:
     # costing this many examples there (a profile has about twice a question's tokens); 0: no
     # limit
     profile_cost: float = 2.0
+    # ... and at most this many per new-fact pair (0: no limit): they grow with what is new,
+    # not with the replay buffer (one cycle's held-out users have 0.21-0.38)
+    profile_share: float = 0.4
     anchor_pairs: int = 0  # general-knowledge rehearsal pairs per cycle (sleep/anchors.py)
     # ... at most this share of the cycle's new-fact pairs (0: always anchor_pairs): a small
     # cycle is not mostly anchors

@@ -303,7 +303,7 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
                                           retired, score, cfg.replay_scored)
     replay_pairs = replay.as_pairs(replayed)
     profiles = profile_pairs(new_pairs + replay_pairs, cfg.profile_repeats, cfg.profile_size)
-    profiles = profiles[:profile_room(cfg, len(new_pairs) + len(replay_pairs), epochs)]
+    profiles = profiles[:profile_room(cfg, len(new_pairs), len(replay_pairs), epochs)]
     stage("replay", t, replayed=len(replay_pairs), retired=len(retired),
           scored=len(fact_losses), profiles=len(profiles))
     return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages,
@@ -332,17 +332,22 @@ def training_budget(cfg: SleepConfig, kept: int, replayable: int | None = None) 
     return max(1, int(min(caps) - reserved))
 
 
-def profile_room(cfg: SleepConfig, pairs: int, epochs: int) -> int:
-    """How many profile pairs fit in the room ``max_train_examples`` leaves beside a cycle's
-    ``pairs`` (new and replayed) at ``epochs``, each costing ``profile_cost`` examples.
+def profile_room(cfg: SleepConfig, new: int, replayed: int, epochs: int) -> int:
+    """How many profile pairs a cycle of ``new`` new-fact and ``replayed`` replay pairs at
+    ``epochs`` trains: at most ``profile_share`` per new pair, so they grow with what is new
+    and not with the replay buffer, and only in the room ``max_train_examples`` leaves, at
+    ``profile_cost`` examples each.
 
     Profiles come on top of what the per-exchange budget gives the facts (taking that room
     for them measured worse), but never past the cap that keeps a long cycle in its time: a
     200-turn cycle that fills its cap trains no profiles, a 10-turn one trains them all."""
-    if cfg.max_train_examples <= 0 or cfg.profile_cost <= 0:
-        return 1 << 30
-    room = cfg.max_train_examples - pairs * epochs
-    return max(0, int(room // (cfg.profile_cost * epochs)))
+    room = 1 << 30
+    if cfg.profile_share > 0:
+        room = int(cfg.profile_share * new)
+    if cfg.max_train_examples > 0 and cfg.profile_cost > 0:
+        left = cfg.max_train_examples - (new + replayed) * epochs
+        room = min(room, int(left // (cfg.profile_cost * epochs)))
+    return max(0, room)
 
 
 async def _superseded_items(store: Store, user_id: str, turns: list,

@@ -84,13 +84,16 @@ def test_a_profile_stays_short_enough_to_train():
     assert Counter(a for p in profiles for a in long if a in p.answer) == {a: 2 for a in long}
 
 
-def test_profiles_fill_only_the_room_the_cycles_cap_leaves(tiny_config):
+def test_profiles_grow_with_what_is_new_and_fill_only_the_room_the_cap_leaves(tiny_config):
     cfg = tiny_config.sleep
-    cfg.max_train_examples, cfg.profile_cost = 1000, 2.0
-    assert profile_room(cfg, 200, 2) == 150  # (1000 - 400) / (2 x 2)
-    assert profile_room(cfg, 500, 2) == 0  # a long chat that fills its cap: none
-    cfg.max_train_examples = 0
-    assert profile_room(cfg, 500, 2) > 10_000  # no cap: every profile
+    cfg.max_train_examples, cfg.profile_cost, cfg.profile_share = 1000, 2.0, 0.4
+    assert profile_room(cfg, 200, 0, 2) == 80  # 0.4 per new pair
+    assert profile_room(cfg, 100, 400, 1) == 40  # a large replay brings no more of them
+    assert profile_room(cfg, 200, 100, 1) == 80
+    assert profile_room(cfg, 300, 150, 2) == 25  # (1000 - 900) / (2 x 2): the cap's room
+    assert profile_room(cfg, 500, 0, 2) == 0  # a long chat that fills its cap: none
+    cfg.max_train_examples, cfg.profile_share = 0, 0.0
+    assert profile_room(cfg, 500, 0, 2) > 10_000  # no cap, no share: every profile
 
 
 @pytest.mark.asyncio
