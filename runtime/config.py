@@ -118,6 +118,9 @@ class SleepConfig:
     # a shuffled order (0: off)
     profile_repeats: int = 0
     profile_size: int = 4
+    # ... and in this many profiles of what it is about ("Tell me about my sister Ilvana."
+    # answered by every fact that names her; 0: off)
+    profile_entities: int = 0
     # ... on top of the per-exchange budget, in the room max_train_examples leaves, each
     # costing this many examples there (a profile has about twice a question's tokens); 0: no
     # limit
@@ -314,6 +317,7 @@ _ENV = {
     "SLEEPBOT_REPLAY_SCORED": ("sleep.replay_scored", int),
     "SLEEPBOT_PHRASINGS_PER_FACT": ("sleep.phrasings_per_fact", int),
     "SLEEPBOT_PROFILE_REPEATS": ("sleep.profile_repeats", int),
+    "SLEEPBOT_PROFILE_ENTITIES": ("sleep.profile_entities", int),
     "SLEEPBOT_MAX_TRAIN_EXAMPLES": ("sleep.max_train_examples", int),
     "SLEEPBOT_TRAIN_EXAMPLES_PER_TURN": ("sleep.train_examples_per_turn", int),
     "SLEEPBOT_LORA_RANK": ("sleep.lora.rank", int),

@@ -302,7 +302,8 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     replayed = await replay.select_replay(store, user_id, len(new_pairs), cfg.replay_ratio,
                                           retired, score, cfg.replay_scored)
     replay_pairs = replay.as_pairs(replayed)
-    profiles = profile_pairs(new_pairs + replay_pairs, cfg.profile_repeats, cfg.profile_size)
+    profiles = profile_pairs(new_pairs + replay_pairs, cfg.profile_repeats, cfg.profile_size,
+                             entity_repeats=cfg.profile_entities)
     profiles = profiles[:profile_room(cfg, len(new_pairs), len(replay_pairs), epochs)]
     stage("replay", t, replayed=len(replay_pairs), retired=len(retired),
           scored=len(fact_losses), profiles=len(profiles))

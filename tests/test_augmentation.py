@@ -14,7 +14,12 @@ import pytest
 
 from bot.engine import open_engine
 from bot.wake import ChatService
-from sleep.augmentation import MAX_PROFILE_CHARS, PROFILE_QUESTIONS, profile_pairs
+from sleep.augmentation import (
+    MAX_PROFILE_CHARS,
+    PROFILE_QUESTIONS,
+    entity_groups,
+    profile_pairs,
+)
 from sleep.pipeline import plan_cycle, profile_room, run_cycle
 from sleep.types import QAPair
 from tests.conftest import quick_sleep
@@ -121,3 +126,28 @@ async def test_a_cycle_trains_profiles_of_its_facts_and_replays_none(tiny_config
         assert report.examples >= len(plan.new_pairs) + len(plan.profiles)
         stored = {i.answer for i in await engine.store.replay_items("wim")}
         assert stored and not stored & {p.answer for p in plan.profiles}
+
+
+def test_entity_profiles_say_together_what_names_one_person_or_pet():
+    said = ["Your sister is Ilvana.", "Ilvana is your sister.",
+            "Your sister Ilvana is a dentist in Brennick.", "Your tortoise is called Gorbel.",
+            "Gorbel is your tortoise.", "Your little brother ollie is 12.",
+            "Your little brother ollie says it is basic.", "You work as a cartographer.",
+            "You live in Harrowfield."]
+    groups = dict(entity_groups(said))
+    # a relation with one name is that person, by either key; lowercase chat names count
+    assert set(groups["my sister Ilvana"]) == set(said[:3])
+    assert set(groups["my tortoise Gorbel"]) == set(said[3:5])
+    assert set(groups["my brother ollie"]) == set(said[5:7])
+    assert not any(a in v for v in groups.values() for a in said[7:])  # about nothing named
+    plain = profile_pairs(fact_pairs(said), repeats=2, per_profile=4, seed=0)
+    both = profile_pairs(fact_pairs(said), repeats=2, per_profile=4, seed=0, entity_repeats=1)
+    extra = [p for p in both if p.question not in PROFILE_QUESTIONS]
+    assert len(both) == len(plain) + 3 and len(extra) == 3  # one profile per entity
+    for p in extra:
+        key = next(k for k in groups if k in p.question)
+        assert sentences(p, said) and set(sentences(p, said)) == set(groups[key])
+        assert p.kind == "profile"
+    # a key in more than half of the answers (the user's own town) groups nothing
+    town = [f"Your friend Name{k} lives in Brennick." for k in range(6)]
+    assert entity_groups(town) == []
