@@ -102,7 +102,7 @@ def profile_pairs(pairs: list[QAPair], repeats: int, per_profile: int = 4,
                 said = said[:]
                 rng.shuffle(said)
                 for g in _cut(said, per_profile):
-                    if len(g) > 1:  # an entity's last single fact was said in the chunk before
+                    if len(g) > 1:  # one fact left over is no profile of that entity
                         q = ENTITY_QUESTIONS[(len(out) + r) % len(ENTITY_QUESTIONS)]
                         out.append(_profile(g, sources, q.format(x=name)))
     return out
@@ -129,7 +129,7 @@ def entity_groups(answers: list[str]) -> list[tuple[str, list[str]]]:
                 found.add(name)
         for m in _NAME.finditer(a):
             first = m.start() == 0 or a[:m.start()].rstrip()[-1:] in ".!?:"
-            # a sentence's first word says nothing of a name unless it is one elsewhere
+            # a sentence's first word is capitalised anyway: not taken for a name here
             if name := _name(m.group(0), skip_first=first):
                 found.add(name)
         for k in found:
