@@ -121,6 +121,9 @@ class SleepConfig:
     # ... and in this many profiles of what it is about ("Tell me about my sister Ilvana."
     # answered by every fact that names her; 0: off)
     profile_entities: int = 0
+    # ... each profile trained in this many of the cycle's epochs, spread over them (0: all):
+    # at 1, twice the profiles at 2 epochs cost what the default's do
+    profile_epochs: int = 0
     # ... on top of the per-exchange budget, in the room max_train_examples leaves, each
     # costing this many examples there (a profile has about twice a question's tokens); 0: no
     # limit
@@ -318,6 +321,7 @@ _ENV = {
     "SLEEPBOT_PHRASINGS_PER_FACT": ("sleep.phrasings_per_fact", int),
     "SLEEPBOT_PROFILE_REPEATS": ("sleep.profile_repeats", int),
     "SLEEPBOT_PROFILE_ENTITIES": ("sleep.profile_entities", int),
+    "SLEEPBOT_PROFILE_EPOCHS": ("sleep.profile_epochs", int),
     "SLEEPBOT_MAX_TRAIN_EXAMPLES": ("sleep.max_train_examples", int),
     "SLEEPBOT_TRAIN_EXAMPLES_PER_TURN": ("sleep.train_examples_per_turn", int),
     "SLEEPBOT_LORA_RANK": ("sleep.lora.rank", int),
@@ -530,6 +534,7 @@ _RULES: dict[str, Any] = {
     "sleep.gate_retry_scale": _range(0, 1, low_open=True, high_open=True),
     "sleep.phrasings_per_fact": _range(1),
     "sleep.anchor_pairs": _range(0),
+    "sleep.profile_epochs": _range(0),
     "sleep.extraction": _one_of(EXTRACTION_MODES),
     "sleep.general_metric": _one_of(GENERAL_METRICS),
     "sleep.idle_minutes": _range(0),

@@ -335,19 +335,22 @@ def training_budget(cfg: SleepConfig, kept: int, replayable: int | None = None) 
 
 def profile_room(cfg: SleepConfig, new: int, replayed: int, epochs: int) -> int:
     """How many profile pairs a cycle of ``new`` new-fact and ``replayed`` replay pairs at
-    ``epochs`` trains: at most ``profile_share`` per new pair, so they grow with what is new
-    and not with the replay buffer, and only in the room ``max_train_examples`` leaves, at
-    ``profile_cost`` examples each.
+    ``epochs`` trains: at most ``profile_share`` per new pair (in examples: twice the profiles
+    when each is trained in half the epochs), so they grow with what is new and not with the
+    replay buffer, and only in the room ``max_train_examples`` leaves, at ``profile_cost``
+    examples per epoch each.
 
     Profiles come on top of what the per-exchange budget gives the facts (taking that room
     for them measured worse), but never past the cap that keeps a long cycle in its time: a
     200-turn cycle that fills its cap trains no profiles, a 10-turn one trains them all."""
+    # a profile trained in fewer epochs than the facts (profile_epochs) costs that much less
+    own = min(cfg.profile_epochs, epochs) if cfg.profile_epochs > 0 else epochs
     room = 1 << 30
     if cfg.profile_share > 0:
-        room = int(cfg.profile_share * new)
+        room = int(cfg.profile_share * new * (epochs / own))
     if cfg.max_train_examples > 0 and cfg.profile_cost > 0:
         left = cfg.max_train_examples - (new + replayed) * epochs
-        room = min(room, int(left // (cfg.profile_cost * epochs)))
+        room = min(room, int(left // (cfg.profile_cost * own)))
     return max(0, room)
 
 
@@ -426,6 +429,9 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
     examples = [build_example(tok, system_prompt, p, cfg.train.max_seq_len,
                               cfg.train.salient_weight if p.kind in ("fact", "replay") else 1.0)
                 for p in dataset]
+    for p, e in zip(dataset, examples, strict=True):
+        if p.kind == "profile":
+            e.epochs = cfg.profile_epochs  # 0: every epoch, like the rest
     report.examples = len(examples)
     probe = _probe_pairs(new_pairs or replay_pairs)
     pre_key = checkpoints.weights_key(checkpoint)

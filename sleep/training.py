@@ -57,6 +57,7 @@ class TrainExample:
     source_exchange_ids: list[int] = field(default_factory=list)
     # the loss weight of each token from prompt_len on (None: all 1); see answer_weights
     weights: list[float] | None = None
+    epochs: int = 0  # trained in this many of the run's epochs (0: every one); see schedule
 
 
 @dataclass
@@ -388,8 +389,12 @@ def make_step(model: nn.Module, optimizer: optim.Optimizer, grad_clip: float,
 
 def schedule(n_examples: int, train: TrainConfig, seed: int,
              lengths: list[int] | None = None,
-             answers: list[object] | None = None) -> list[list[int]]:
+             answers: list[object] | None = None,
+             epochs_of: list[int] | None = None) -> list[list[int]]:
     """Batches of example indices: N = |D| × epochs examples, shuffled per epoch.
+
+    With ``epochs_of``, an example with a count c between 1 and ``train.epochs`` is trained
+    in c epochs only, taken round-robin with the other such examples (:func:`epoch_members`).
 
     With ``answers`` (one key per example) and ``train.distinct_answers``, a batch takes the
     next examples of the shuffled order whose answers it does not hold yet: phrasings of one
@@ -403,16 +408,15 @@ def schedule(n_examples: int, train: TrainConfig, seed: int,
     bs = max(1, train.batch_size)
     pool = bs * train.length_pool if lengths is not None else 0
     spread = answers is not None and train.distinct_answers and bs > 1
+    members = epoch_members(n_examples, train.epochs, epochs_of)
     if pool <= bs and not spread:  # plain: one shuffled order, a batch may span two epochs
         order: list[int] = []
-        for _ in range(train.epochs):
-            epoch = list(range(n_examples))
+        for epoch in members:
             rng.shuffle(epoch)
             order += epoch
         return [order[i : i + bs] for i in range(0, len(order), bs)]
     batches: list[list[int]] = []
-    for _ in range(train.epochs):
-        epoch = list(range(n_examples))
+    for epoch in members:
         rng.shuffle(epoch)
         if pool > bs:
             epoch = [i for k in range(0, len(epoch), pool)
@@ -423,6 +427,25 @@ def schedule(n_examples: int, train: TrainConfig, seed: int,
             rng.shuffle(chunk)
         batches += chunk
     return batches
+
+
+def epoch_members(n_examples: int, epochs: int,
+                  epochs_of: list[int] | None = None) -> list[list[int]]:
+    """The example indices each of ``epochs`` epochs trains, in index order: every example,
+    except that one whose ``epochs_of`` count c is below ``epochs`` (and above 0) is in c of
+    them, the next free ones in turn, so such examples are spread evenly over the run."""
+    members: list[list[int]] = [[] for _ in range(epochs)]
+    turn = 0
+    for i in range(n_examples):
+        c = epochs_of[i] if epochs_of else 0
+        if 0 < c < epochs:
+            for j in range(c):
+                members[(turn + j) % epochs].append(i)
+            turn += c
+        else:
+            for m in members:
+                m.append(i)
+    return members
 
 
 def _distinct_batches(order: list[int], bs: int, answers: list[object]) -> list[list[int]]:
@@ -496,7 +519,8 @@ def train_lora(
     ctx.use(state)
     n_params = sum(v.size for _, v in tree_flatten(ctx.model.trainable_parameters()))
     batches = schedule(len(examples), train, seed, [len(e.ids) for e in examples],
-                       [tuple(e.ids[e.prompt_len:]) for e in examples])
+                       [tuple(e.ids[e.prompt_len:]) for e in examples],
+                       [e.epochs for e in examples])
     optimizer = make_optimizer(train, len(batches))
     compiled = compiles(train, ctx.device)
     step_fn = make_step(ctx.model, optimizer, train.grad_clip, compiled)

@@ -8,6 +8,7 @@ keeps them in the replay buffer.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -97,6 +98,13 @@ def test_profiles_grow_with_what_is_new_and_fill_only_the_room_the_cap_leaves(ti
     assert profile_room(cfg, 200, 100, 1) == 80
     assert profile_room(cfg, 300, 150, 2) == 25  # (1000 - 900) / (2 x 2): the cap's room
     assert profile_room(cfg, 500, 0, 2) == 0  # a long chat that fills its cap: none
+    # each trained in one of the two epochs: twice as many for the same examples
+    cfg.profile_epochs = 1
+    assert profile_room(cfg, 200, 0, 2) == 160
+    assert profile_room(cfg, 300, 150, 2) == 50
+    assert profile_room(cfg, 100, 400, 1) == 40  # a one-epoch cycle: as before
+    cfg.profile_epochs = 3
+    assert profile_room(cfg, 200, 0, 2) == 80  # more epochs than the cycle has: all of them
     cfg.max_train_examples, cfg.profile_share = 0, 0.0
     assert profile_room(cfg, 500, 0, 2) > 10_000  # no cap, no share: every profile
 
@@ -126,6 +134,30 @@ async def test_a_cycle_trains_profiles_of_its_facts_and_replays_none(tiny_config
         assert report.examples >= len(plan.new_pairs) + len(plan.profiles)
         stored = {i.answer for i in await engine.store.replay_items("wim")}
         assert stored and not stored & {p.answer for p in plan.profiles}
+
+
+@pytest.mark.asyncio
+async def test_profiles_of_one_epoch_train_once_and_the_facts_every_epoch(tiny_config):
+    said = ["I keep a tortoise called Admiral Pebbles in my garden.",
+            "My sister Ana works as a nurse in Porto.",
+            "I play the cello in a quartet on Thursdays."]
+    steps = {}
+    for own in (0, 1):
+        cfg = quick_sleep(tiny_config)
+        cfg.sleep.profile_repeats, cfg.sleep.profile_epochs = 2, own
+        cfg.sleep.train.epochs, cfg.sleep.train.batch_size = 2, 1
+        cfg = dataclasses.replace(cfg, data_dir=tiny_config.data_dir / f"own{own}")
+        async with open_engine(cfg) as engine:
+            chat = ChatService(engine)
+            for text in said:
+                await chat.save("wim", text, "Oh!")
+            plan = await plan_cycle(engine.cycle_context("wim"))
+            report = await run_cycle(engine.cycle_context("wim"))
+        assert report.status == "accepted", report.reason
+        steps[own] = (report.stages["training"]["steps"], report.examples, len(plan.profiles))
+    (all_epochs, examples, profiles), (once, examples_once, profiles_once) = steps[0], steps[1]
+    assert profiles == profiles_once > 0 and examples == examples_once
+    assert once == all_epochs - profiles  # at batch 1 a step is an example: each profile once
 
 
 def test_entity_profiles_say_together_what_names_one_person_or_pet():

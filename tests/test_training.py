@@ -22,6 +22,7 @@ from sleep.training import (
     _loss,
     answer_weights,
     build_example,
+    epoch_members,
     lora_target_paths,
     schedule,
     shared_prefix_len,
@@ -278,6 +279,27 @@ def test_pooled_and_distinct_schedules_yield_every_example_once_per_epoch(pool, 
         assert sorted(flat) == list(range(n))
     assert schedule(n, train, 3, lengths, answers) == batches
     assert schedule(n, train, 4, lengths, answers) != batches
+
+
+@pytest.mark.parametrize(("pool", "distinct"), [(0, False), (8, True)])
+def test_examples_of_fewer_epochs_are_trained_that_often_spread_over_the_run(pool, distinct):
+    n, epochs = 30, 2
+    once = set(range(20, 30))  # e.g. ten profiles trained in one of the two epochs
+    counts = [1 if i in once else 0 for i in range(n)]
+    train = TrainConfig(epochs=epochs, batch_size=4, length_pool=pool, distinct_answers=distinct)
+    lengths, answers = [10 + i % 7 for i in range(n)], list(range(n))
+    batches = schedule(n, train, 3, lengths, answers, counts)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == sorted(list(range(20)) * 2 + sorted(once))
+    members = epoch_members(n, epochs, counts)
+    assert [len(set(m) & once) for m in members] == [5, 5]  # half in each epoch
+    assert all(set(range(20)) <= set(m) for m in members)
+    # counts of 0 or of every epoch leave the schedule exactly as it was
+    assert schedule(n, train, 3, lengths, answers, [0] * n) == schedule(n, train, 3, lengths,
+                                                                        answers)
+    assert schedule(n, train, 3, lengths, answers, [2] * n) == schedule(n, train, 3, lengths,
+                                                                        answers)
+    assert epoch_members(4, 3, [2, 0, 2, 1]) == [[0, 1, 2], [0, 1, 3], [1, 2]]
 
 
 def test_distinct_batches_never_repeat_an_answer_while_others_are_left():
