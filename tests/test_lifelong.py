@@ -56,8 +56,19 @@ async def test_lifelong_sleeps_every_night_and_asks_what_was_said(tiny_config, t
     assert ines.name == "Ines" and len(ines.factset.questions) == 4
     assert ines.factset.questions[0].question == "What is the name of my tortoise?"
     cfg = quick_sleep(tiny_config)
-    result = await run_lifelong(cfg, LifelongOptions(chat, out=tmp_path / "out"))
+    mc = tmp_path / "mc.jsonl"  # invented items: general ability is scored every night
+    mc.write_text("\n".join(json.dumps({"query": q, "choices": c, "gold": 0}) for q, c in [
+        ("What colour is snow?", ["white", "green"]),
+        ("How many legs has a spider?", ["eight", "three", "five"]),
+        ("Which is a fruit?", ["apple", "brick"])]) + "\n")
+    result = await run_lifelong(cfg, LifelongOptions(chat, mc=mc, out=tmp_path / "out"))
     nights = result["nights"]
+    # retention after every night, on the weights that night left; the last is the end's
+    assert all(set(n["general"]) == {"builtin", "mc"} for n in nights)
+    assert all(n["general"]["mc"] in (0.0, 1 / 3, 2 / 3, 1.0) for n in nights)
+    assert result["general_after"] == nights[-1]["general"]
+    assert "mc" in result["general_base"]
+    assert "Lowest MC over the nights" in format_table(result)
     assert [n["day"] for n in nights] == ["2025-03-03", "2025-03-04", "2025-03-05"]
     assert [n["turns"] for n in nights] == [2, 1, 1]
     assert [n["asked"] for n in nights] == [2, 3, 4]

@@ -7,7 +7,8 @@ each night, every question whose evidence has been said so far is asked with an 
 (weights only): recall over the nights shows whether memory accumulates or old facts are
 pushed out. At the end the questions whose evidence was all said in the first week are asked
 again in a new process (the forgetting curve: recall right after they were learned vs at the
-end), and general ability is scored (the built-in set, and ``--mc FILE`` if given).
+end). General ability (the built-in set, and ``--mc FILE`` if given) is scored after every
+night, so retention is seen cycle after cycle and not only at the end.
 
 Writes ``results.json``, ``results.md`` and ``lifelong.png`` to ``--out``. The paper's claim
 (lifelong conversational memory) measured on real chat; numbers on REALTALK are development
@@ -114,6 +115,8 @@ class Night:
     pairs: int = 0
     # questions answered right on an earlier night and wrong tonight (what this night pushed out)
     lost: int = 0
+    # general ability of the user's weights after tonight: built-in, and "mc" with --mc
+    general: dict = field(default_factory=dict)
     hits: dict[int, bool] = field(default_factory=dict)  # question index -> answered right
     answers: dict[int, str] = field(default_factory=dict)  # question index -> tonight's answer
 
@@ -163,19 +166,23 @@ async def run_lifelong(cfg: Config, opts: LifelongOptions) -> dict:
                     known = {n for prev in result.nights for n, h in prev.hits.items() if h}
                     lost = sum(1 for n in known if not hits.get(n))
                     ex = report.stages.get("extraction", {})
+                    # every night, not only at the end: retention must hold cycle after cycle
+                    general = await general_scores(engine, USER, mc)
                     result.nights.append(Night(night, day, len(today), report.status,
                                                report.seconds, len(ready), direct[0],
                                                reworded[0], ex.get("facts", 0),
-                                               ex.get("pairs", 0), lost, hits, said_now))
+                                               ex.get("pairs", 0), lost, general, hits,
+                                               said_now))
                     log_progress(f"lifelong night {night} ({day}): {len(today)} turns, cycle "
                                  f"{report.status} in {report.seconds:.0f}s, recall "
                                  f"{direct[0]:.0%} of {len(ready)} questions, {lost} of "
-                                 f"{len(known)} once recalled now missed")
+                                 f"{len(known)} once recalled now missed, general "
+                                 f"{_general_text(general)}")
                     # so far, every night: a run cut short still leaves its nights
                     opts.out.mkdir(parents=True, exist_ok=True)
                     (opts.out / "partial.json").write_text(json.dumps(_to_dict(result)))
-                result.general_after = await general_scores(
-                    engine, USER, mc if "mc" in result.general_base else None)
+                result.general_after = (result.nights[-1].general if result.nights else
+                                        await general_scores(engine, USER, mc))
         finally:
             await runtime.aclose()
         first_week = set(sp.days()[:WEEK])
@@ -219,14 +226,21 @@ def _to_dict(r: LifelongResult) -> dict:
     return asdict(r)
 
 
+def _general_text(g: dict) -> str:
+    """"0.950 / MC 0.480": built-in score, and the MC accuracy when there is one."""
+    return f"{g.get('builtin', 0):.3f}" + (f" / MC {g['mc']:.3f}" if "mc" in g else "")
+
+
 def format_table(r: dict) -> str:
     lines = [f"Lifelong memory: {r['chat']}, speaker {r['speaker']} ({r['questions']} questions)",
              "", "| night | day | turns | cycle | s | questions said so far | recall exact / "
-             "reworded | once recalled, now missed |", "|---|---|---|---|---|---|---|---|"]
+             "reworded | once recalled, now missed | general ability |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for n in r["nights"]:
         lines.append(f"| {n['night']} | {n['day']} | {n['turns']} | {n['status']} | "
                      f"{n['seconds']:.0f} | {n['asked']} | {n['direct']:.0%} / "
-                     f"{n['reworded']:.0%} | {n.get('lost', 0)} |")
+                     f"{n['reworded']:.0%} | {n.get('lost', 0)} | "
+                     f"{_general_text(n.get('general') or {})} |")
     w = r["week_one"]
     if w:
         lines.append(f"\nWeek-one facts ({w['questions']}): recall {w['when_learned']:.0%} right "
@@ -237,6 +251,14 @@ def format_table(r: dict) -> str:
               if gb.get("mc") else "")
         lines.append(f"General ability: built-in {ga.get('builtin', 0):.3f} vs base "
                      f"{gb['builtin']:.3f}{mc}.")
+        low = [n for n in r["nights"] if "mc" in (n.get("general") or {})]
+        if gb.get("mc") and low:
+            worst = min(low, key=lambda n: n["general"]["mc"])
+            lines.append(f"Lowest MC over the nights: {worst['general']['mc']:.3f} after night "
+                         f"{worst['night']} ({worst['general']['mc'] / gb['mc']:.1%} of the "
+                         f"base); nights at >= 98% of it: "
+                         f"{sum(n['general']['mc'] >= 0.98 * gb['mc'] for n in low)} of "
+                         f"{len(low)}.")
     return "\n".join(lines)
 
 
@@ -255,7 +277,15 @@ def plot(r: dict, path: Path) -> Path:
     ax2.set_ylabel("questions said so far")
     ax.set_xlabel("night")
     ax.set_ylabel("recall")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.05)
+    base = r.get("general_base") or {}
+    for key, style, label in (("builtin", ":", "general (built-in), share of base"),
+                              ("mc", "--", "general (MC), share of base")):
+        points = [(n["night"], n["general"][key] / base[key]) for n in r["nights"]
+                  if key in (n.get("general") or {}) and base.get(key)]
+        if points:
+            ax.plot(*zip(*points, strict=True), linestyle=style, color="black", alpha=0.6,
+                    label=label)
     ax.set_title(f"{r['chat']} / {r['speaker']}: recall after each night")
     ax.legend(loc="upper left")
     fig.tight_layout()
