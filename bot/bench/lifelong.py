@@ -227,8 +227,11 @@ def _to_dict(r: LifelongResult) -> dict:
 
 
 def _general_text(g: dict) -> str:
-    """"0.950 / MC 0.480": built-in score, and the MC accuracy when there is one."""
-    return f"{g.get('builtin', 0):.3f}" + (f" / MC {g['mc']:.3f}" if "mc" in g else "")
+    """"0.950 / MC 0.480": built-in score, and the MC accuracy when there is one ("" for a
+    night of a results file written before nights were scored)."""
+    if "builtin" not in g:
+        return ""
+    return f"{g['builtin']:.3f}" + (f" / MC {g['mc']:.3f}" if "mc" in g else "")
 
 
 def format_table(r: dict) -> str:
