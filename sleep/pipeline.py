@@ -212,6 +212,7 @@ class CyclePlan:
     epochs: int = 1  # the configured epochs, fewer when the cycle's budget is tight
     # the cycle's facts and replayed facts said together (sleep/augmentation.py)
     profiles: list[QAPair] = field(default_factory=list)
+    profile_epochs: int = 0  # of ``epochs``, how many each profile is trained in (0: all)
 
     def to_dict(self) -> dict:
         """The facts and every training pair (new and replayed) as JSON-ready dicts."""
@@ -224,6 +225,7 @@ class CyclePlan:
             "facts": [f.statement for f in self.facts],
             "retired": [i.answer for i in self.retired],
             "epochs": self.epochs,
+            "profile_epochs": min(self.profile_epochs or self.epochs, self.epochs),
             "pairs": [{"question": p.question, "answer": p.answer, "kind": p.kind,
                        "source_exchange_ids": list(p.source_exchange_ids)}
                       for p in self.new_pairs + self.replay_pairs + self.profiles],
@@ -308,7 +310,7 @@ async def plan_cycle(cc: CycleContext, progress: Progress | None = None) -> Cycl
     stage("replay", t, replayed=len(replay_pairs), retired=len(retired),
           scored=len(fact_losses), profiles=len(profiles))
     return CyclePlan(exchanges, scored, facts, new_pairs, replayed, replay_pairs, stages,
-                     retired, epochs, profiles)
+                     retired, epochs, profiles, cfg.profile_epochs)
 
 
 def anchor_count(cfg: SleepConfig, new_pairs: int) -> int:

@@ -152,6 +152,7 @@ async def test_profiles_of_one_epoch_train_once_and_the_facts_every_epoch(tiny_c
             for text in said:
                 await chat.save("wim", text, "Oh!")
             plan = await plan_cycle(engine.cycle_context("wim"))
+            assert plan.to_dict()["profile_epochs"] == (own or 2)  # the dry run says so
             report = await run_cycle(engine.cycle_context("wim"))
         assert report.status == "accepted", report.reason
         steps[own] = (report.stages["training"]["steps"], report.examples, len(plan.profiles))
