@@ -225,7 +225,7 @@ class CyclePlan:
             "facts": [f.statement for f in self.facts],
             "retired": [i.answer for i in self.retired],
             "epochs": self.epochs,
-            "profile_epochs": min(self.profile_epochs or self.epochs, self.epochs),
+            "profile_epochs": own_epochs(self.profile_epochs, self.epochs),
             "pairs": [{"question": p.question, "answer": p.answer, "kind": p.kind,
                        "source_exchange_ids": list(p.source_exchange_ids)}
                       for p in self.new_pairs + self.replay_pairs + self.profiles],
@@ -335,6 +335,12 @@ def training_budget(cfg: SleepConfig, kept: int, replayable: int | None = None) 
     return max(1, int(min(caps) - reserved))
 
 
+def own_epochs(profile_epochs: int, epochs: int) -> int:
+    """In how many of a cycle's ``epochs`` a profile is trained (``sleep.profile_epochs``;
+    0, or more than the cycle has: every one)."""
+    return min(profile_epochs, epochs) if profile_epochs > 0 else epochs
+
+
 def profile_room(cfg: SleepConfig, new: int, replayed: int, epochs: int) -> int:
     """How many profile pairs a cycle of ``new`` new-fact and ``replayed`` replay pairs at
     ``epochs`` trains: at most ``profile_share`` per new pair (in examples: twice the profiles
@@ -346,7 +352,7 @@ def profile_room(cfg: SleepConfig, new: int, replayed: int, epochs: int) -> int:
     for them measured worse), but never past the cap that keeps a long cycle in its time: a
     200-turn cycle that fills its cap trains no profiles, a 10-turn one trains them all."""
     # a profile trained in fewer epochs than the facts (profile_epochs) costs that much less
-    own = min(cfg.profile_epochs, epochs) if cfg.profile_epochs > 0 else epochs
+    own = own_epochs(cfg.profile_epochs, epochs)
     room = 1 << 30
     if cfg.profile_share > 0:
         room = int(cfg.profile_share * new * (epochs / own))

@@ -141,6 +141,7 @@ async def run_lifelong(cfg: Config, opts: LifelongOptions) -> dict:
     result = LifelongResult(opts.chat.name, sp.name, len(fs.questions))
     said: set[str] = set()
     learned_at: dict[int, float] = {}  # question index -> recall right after it was learned
+    scored: dict[str, dict] = {}  # weights key -> their general scores
     with tempfile.TemporaryDirectory(prefix="sleepbot-lifelong-") as tmp:
         run_cfg = dataclasses.replace(cfg, data_dir=Path(tmp))
         runtime = model_runtime(run_cfg)
@@ -167,7 +168,11 @@ async def run_lifelong(cfg: Config, opts: LifelongOptions) -> dict:
                     lost = sum(1 for n in known if not hits.get(n))
                     ex = report.stages.get("extraction", {})
                     # every night, not only at the end: retention must hold cycle after cycle
-                    general = await general_scores(engine, USER, mc)
+                    # (a rejected night left the weights as they were: their scores stand)
+                    key = engine.weights_key(engine.checkpoint(USER))
+                    if key not in scored:
+                        scored[key] = await general_scores(engine, USER, mc)
+                    general = scored[key]
                     result.nights.append(Night(night, day, len(today), report.status,
                                                report.seconds, len(ready), direct[0],
                                                reworded[0], ex.get("facts", 0),
