@@ -13,7 +13,7 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 
-from runtime.thread import ModelContext
+from runtime.thread import ModelContext, run_to_end
 
 
 @dataclass
@@ -182,12 +182,8 @@ def complete(ctx: ModelContext, user_id: str | None, checkpoint: Path | None,
              messages: list[dict], max_tokens: int, temperature: float = 0.0,
              stop_loops: bool = True) -> GenStats:
     """Run :func:`stream_reply` to the end (a plain job, not streamed)."""
-    gen = stream_reply(ctx, user_id, checkpoint, messages, max_tokens, temperature, stop_loops)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return run_to_end(stream_reply(ctx, user_id, checkpoint, messages, max_tokens, temperature,
+                                   stop_loops))
 
 
 def complete_batch(ctx: ModelContext, user_id: str | None, checkpoint: Path | None,

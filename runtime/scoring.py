@@ -19,7 +19,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from runtime.generation import common_prefix_len
-from runtime.thread import ModelContext
+from runtime.thread import ModelContext, run_to_end
 
 STEP_TOKENS = 256  # padded tokens per step of a stepped scoring job: about one training step
 MIN_SHARED = 8  # shortest common prefix worth running once for a chunk's rows
@@ -76,12 +76,7 @@ def sequence_scores(ctx: ModelContext, seqs: list[tuple[list[int], int]], batch:
                      ) -> list[float]:
     """Mean log-prob of each sequence's tokens from index ``start`` on (in one go: the
     stepped form below, run to the end with larger chunks)."""
-    steps = sequence_scores_steps(ctx, seqs, tokens=batch * 64)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
+    return run_to_end(sequence_scores_steps(ctx, seqs, tokens=batch * 64))
 
 
 Group = tuple[int, int]  # (rows, prefix tokens they share)

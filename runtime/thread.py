@@ -24,16 +24,18 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_unflatten
 
 from runtime.models import LoadedModel
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,9 @@ class ModelContext:
         self._cache_size = cache_size
         self.active_user: str | None = None
         self.active_checkpoint: str | None = None
+        # what jobs derive from the base model alone (e.g. the drift reference of
+        # sleep.validation), computed once per loaded model
+        self.memo: dict[str, object] = {}
 
     # -- swapping -------------------------------------------------------------------------
     def base_module(self, path: str) -> nn.Module:
@@ -135,6 +140,15 @@ class ModelContext:
     def forget_cached(self, user_id: str) -> None:
         for key in [k for k in self._cache if k[0] == user_id]:
             del self._cache[key]
+
+
+def run_to_end(steps: Generator[Any, None, T]) -> T:
+    """The value of a generator job run in one go (inside another job, or a benchmark)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 def modules_from_tensors(tensors: dict[str, mx.array]) -> dict[str, nn.Module]:

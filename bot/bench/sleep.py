@@ -45,7 +45,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from runtime.config import Config, LoRAConfig, TrainConfig
-from runtime.thread import ModelContext
+from runtime.thread import ModelContext, run_to_end
 from sleep.training import compiles
 
 log = logging.getLogger(__name__)
@@ -104,13 +104,7 @@ def ours_train(ctx: ModelContext, examples: list, lora: LoRAConfig, train: Train
     from sleep.training import train_lora
 
     tic = time.perf_counter()
-    gen = train_lora(ctx, USER + "-ours", None, examples, lora, train)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
+    result = run_to_end(train_lora(ctx, USER + "-ours", None, examples, lora, train))
     seconds = time.perf_counter() - tic
     return {"seconds": seconds, "tokens": result.tokens, "steps": result.steps,
             "loss_first": result.losses[0], "loss_last": result.losses[-1],
