@@ -109,6 +109,10 @@ class SleepConfig:
     # what the general-ability gate compares: "accuracy" on the built-in MC items (the
     # paper's), or "gold_prob", the gold choice's probability, which moves before answers flip
     general_metric: str = "accuracy"
+    # ... and the update may make the base model's own answers to the built-in questions at
+    # most this much less likely, in nats per token (sleep/validation.py, "drift"), measured
+    # against the base, so it bounds what many cycles add up to; 0: off
+    max_drift: float = 0.0
     novelty_threshold: float = 0.0
     importance_threshold: float = 0.3
     utility_threshold: float = 0.0
@@ -135,6 +139,9 @@ class SleepConfig:
     # ... at most this share of the cycle's new-fact pairs (0: always anchor_pairs): a small
     # cycle is not mostly anchors
     anchor_ratio: float = 0.0
+    # what an anchor is trained to answer: "written" (sleep/anchors.py) or "base", the base
+    # model's own greedy answer (self-distillation: keep answering as before)
+    anchor_answers: str = "written"
     extraction: str = "patterns"  # "patterns", "model" or "both" (see bench memory)
     # the general path: every sentence that discloses something, whatever its kind, becomes
     # training pairs (sleep/extraction/statements.py); off leaves the rule layer alone
@@ -317,6 +324,7 @@ _ENV = {
     "SLEEPBOT_SALIENT_WEIGHT": ("sleep.train.salient_weight", float),
     "SLEEPBOT_LORA_PLUS_RATIO": ("sleep.train.lora_plus_ratio", float),
     "SLEEPBOT_ANCHOR_PAIRS": ("sleep.anchor_pairs", int),
+    "SLEEPBOT_ANCHOR_ANSWERS": ("sleep.anchor_answers", str),
     "SLEEPBOT_REPLAY_SCORED": ("sleep.replay_scored", int),
     "SLEEPBOT_PHRASINGS_PER_FACT": ("sleep.phrasings_per_fact", int),
     "SLEEPBOT_PROFILE_REPEATS": ("sleep.profile_repeats", int),
@@ -328,6 +336,7 @@ _ENV = {
     "SLEEPBOT_LORA_LAYERS": ("sleep.lora.layers", int),
     "SLEEPBOT_TAU": ("sleep.tau", float),
     "SLEEPBOT_TAU_BASE": ("sleep.tau_base", float),
+    "SLEEPBOT_MAX_DRIFT": ("sleep.max_drift", float),
     "SLEEPBOT_GATE_RETRIES": ("sleep.gate_retries", int),
     "SLEEPBOT_IDLE_MINUTES": ("sleep.idle_minutes", float),
     "SLEEPBOT_NIGHTLY_TIME": ("sleep.nightly_time", str),
@@ -462,6 +471,7 @@ def load_config(
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EXTRACTION_MODES = ("patterns", "model", "both")
 GENERAL_METRICS = ("accuracy", "gold_prob")
+ANCHOR_ANSWERS = ("written", "base")
 COMPUTE_MODES = ("auto", "native", "float32", "bfloat16")
 AUTO_ON_OFF = ("auto", "on", "off")
 
@@ -530,6 +540,7 @@ _RULES: dict[str, Any] = {
     "sleep.deep_every": _range(0),
     "sleep.tau": _range(0, 1),
     "sleep.tau_base": _range(0, 1),
+    "sleep.max_drift": _range(0),
     "sleep.gate_retries": _range(0, 10),
     "sleep.gate_retry_scale": _range(0, 1, low_open=True, high_open=True),
     "sleep.phrasings_per_fact": _range(1),
@@ -537,6 +548,7 @@ _RULES: dict[str, Any] = {
     "sleep.profile_epochs": _range(0),
     "sleep.extraction": _one_of(EXTRACTION_MODES),
     "sleep.general_metric": _one_of(GENERAL_METRICS),
+    "sleep.anchor_answers": _one_of(ANCHOR_ANSWERS),
     "sleep.idle_minutes": _range(0),
     "sleep.nightly_time": _time_of_day,
     "sleep.lora.rank": _range(1),

@@ -6,11 +6,19 @@ from rewriting them (replay of general data, as the identity pairs do for the bo
 Written for this project; kept apart from the validation questions in
 ``sleep/validation_questions.py`` (no shared question or topic list), so the gate still
 measures held-out ability. ``SleepConfig.anchor_pairs`` sets how many are used per cycle.
+
+``SleepConfig.anchor_answers = "base"`` trains each anchor on the base model's own greedy
+answer (in the bot's chat format, with its system prompt) instead of the written one: a
+self-distillation target (learning without forgetting) that asks the update to keep the
+model's answers as they were, where a written answer in another style is itself a change.
 """
 
 from __future__ import annotations
 
+from runtime.thread import ModelContext
 from sleep.types import QAPair
+
+ANSWER_TOKENS = 48  # the longest base answer an anchor is trained on
 
 ANCHORS: list[tuple[str, str]] = [
     ("Who wrote Romeo and Juliet?", "Romeo and Juliet was written by William Shakespeare."),
@@ -65,3 +73,24 @@ ANCHORS: list[tuple[str, str]] = [
 def anchor_pairs(n: int) -> list[QAPair]:
     """The first ``n`` rehearsal pairs (all of them when ``n`` is larger)."""
     return [QAPair(q, a, [], "anchor") for q, a in ANCHORS[: max(0, n)]]
+
+
+def base_answers(ctx: ModelContext, system_prompt: str, questions: list[str]) -> list[str]:
+    """Model job: the base model's greedy answers to ``questions`` after ``system_prompt``,
+    made once per loaded model and prompt (greedy decoding gives the same answers again)."""
+    from runtime.generation import complete_batch
+
+    memo = ctx.memo.setdefault(f"anchor answers after {system_prompt!r}", {})
+    todo = [q for q in questions if q not in memo]
+    if todo:
+        conversations = [[{"role": "system", "content": system_prompt},
+                          {"role": "user", "content": q}] for q in todo]
+        memo.update(zip(todo, complete_batch(ctx, None, None, conversations, ANSWER_TOKENS),
+                        strict=True))
+    return [memo[q] for q in questions]
+
+
+def with_answers(pairs: list[QAPair], answers: list[str]) -> list[QAPair]:
+    """``pairs`` with these answers (a pair whose answer is empty keeps its written one)."""
+    return [QAPair(p.question, a or p.answer, [], "anchor")
+            for p, a in zip(pairs, answers, strict=True)]

@@ -33,7 +33,7 @@ from runtime.config import SleepConfig
 from runtime.generation import complete
 from runtime.thread import BACKGROUND, ModelContext, ModelRuntime, modules_from_tensors
 from sleep import curation, dreaming, fusion, replay, validation
-from sleep.anchors import anchor_pairs
+from sleep.anchors import anchor_pairs, base_answers, with_answers
 from sleep.augmentation import profile_pairs
 from sleep.extraction import (
     EXTRACTION_PROMPT,
@@ -136,6 +136,15 @@ def _score_general(ctx: ModelContext, user_id, checkpoint, overrides=None,
         return (yield from validation.mc_accuracy_steps(
             ctx, validation.builtin_items(), _weights(ctx, user_id, checkpoint, overrides),
             metric))
+    finally:
+        ctx.use_user(user_id, checkpoint)
+
+
+def _score_drift(ctx: ModelContext, user_id, checkpoint, overrides) -> validation.Steps:
+    """Generator job: drift of ``overrides`` from the base model (sleep.validation)."""
+    try:
+        return (yield from validation.drift_steps(
+            ctx, _weights(ctx, user_id, checkpoint, overrides)))
     finally:
         ctx.use_user(user_id, checkpoint)
 
@@ -431,8 +440,12 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
     t = time.perf_counter()
     identity = [QAPair(p.question, p.answer, [], "identity")
                 for p in load_identity(cc.paths.identity, cc.bot_name)]
+    anchors = anchor_pairs(anchor_count(cfg, len(new_pairs)))
+    if anchors and cfg.anchor_answers == "base":  # what the base itself says (sleep/anchors)
+        anchors = with_answers(anchors, await runtime.run(
+            base_answers, system_prompt, [p.question for p in anchors], priority=BACKGROUND))
     dataset = dedupe_pairs(new_pairs + replay_pairs + plan.profiles + dreams + identity
-                           + anchor_pairs(anchor_count(cfg, len(new_pairs))))
+                           + anchors)
     tok = runtime.loaded.tokenizer
     examples = [build_example(tok, system_prompt, p, cfg.train.max_seq_len,
                               cfg.train.salient_weight if p.kind in ("fact", "replay") else 1.0)
@@ -478,20 +491,24 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
     # keeps it and part of what was learned, where a rejection keeps nothing.
     t = time.perf_counter()
     tensors, scale, tries = result.tensors, 1.0, 0
+    drift_post = None
     while True:
         candidate = modules_from_tensors(tensors)
         general_post = await runtime.run(_score_general, user_id, checkpoint, candidate,
                                          cfg.general_metric,
                                          priority=BACKGROUND)
         faults.checkpoint("validation")
+        if cfg.max_drift:
+            drift_post = await runtime.run(_score_drift, user_id, checkpoint, candidate,
+                                           priority=BACKGROUND)
         fact_post = await runtime.run(_score_facts, user_id, checkpoint, system_prompt, probe,
                                       candidate, priority=BACKGROUND)
         verdict = validation.gate(general_pre, general_post, cfg.tau,
                                   fact_pre if not math.isnan(fact_pre) else None, fact_post,
-                                  general_base, cfg.tau_base)
+                                  general_base, cfg.tau_base, drift_post, cfg.max_drift)
+        # a smaller step can win back general ability, not make facts learned
         if (verdict.accepted or tries >= cfg.gate_retries
-                or not (general_post < cfg.tau * general_pre or validation.below_base(
-                    general_post, general_base, cfg.tau_base))):
+                or verdict.cause not in ("general", "drift")):
             break
         tries += 1
         scale = cfg.gate_retry_scale ** tries
@@ -504,7 +521,8 @@ async def compute_cycle(cc: CycleContext, report: CycleReport, progress: Progres
            general_pre=round(general_pre, 4), general_post=round(general_post, 4),
            general_base=None if general_base is None else round(general_base, 4),
            fact_loss_pre=round(fact_pre, 4), fact_loss_post=round(fact_post, 4),
-           scale=round(scale, 4))
+           scale=round(scale, 4),
+           **({} if drift_post is None else {"drift": round(drift_post, 4)}))
     if not verdict.accepted:
         report.status, report.reason = "rejected", verdict.reason
         return None

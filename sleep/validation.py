@@ -4,6 +4,10 @@ Two gates, both fail closed (a gate that cannot score rejects):
 
 * **general ability**: multiple-choice accuracy on a fixed question set, by log-likelihood of
   each choice (mean per token); accept only if ``post >= tau * pre`` (the paper's rule).
+* **drift** (optional, ``max_drift``): how much less likely the weights make the base model's
+  own greedy answers to the built-in questions, in nats per token (a Monte Carlo view of the
+  KL divergence from the base). It sees every token of 40 answers, not 40 right-or-wrong
+  picks, so an update cannot pass it by keeping a few saturated items right while it drifts.
 * **memory** (the paper had none): the cycle's facts (new ones, or the replayed ones in a
   replay-only cycle) must be better recalled than before, measured as the mean answer loss of
   one question per fact: ``post < pre``, or still recalled: ``post <= RECALLED_LOSS``.
@@ -17,7 +21,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.scoring import sequence_scores, sequence_scores_steps
+from runtime.scoring import STEP_TOKENS, sequence_scores, sequence_scores_steps
 from runtime.thread import ModelContext
 from sleep.types import QAPair
 
@@ -25,6 +29,7 @@ from sleep.types import QAPair
 # probability ~0.9): a replay-only cycle cannot lower it much, and only has to keep it there
 RECALLED_LOSS = 0.1
 Steps = Generator[int, None, float]
+DRIFT_TOKENS = 48  # length of the base model's greedy answer to each built-in question
 
 
 @dataclass
@@ -42,6 +47,10 @@ class GateResult:
     fact_loss_pre: float | None
     fact_loss_post: float | None
     reason: str
+    drift: float | None = None
+    # what failed: "general" or "drift" (a smaller step of the update may pass), "facts",
+    # "unscored"; "" when accepted
+    cause: str = ""
 
 
 class MCFileError(ValueError):
@@ -135,6 +144,50 @@ def mc_gold_prob(items: list[MCItem], owners: list[int], scores: list[float]) ->
     return total / len(items)
 
 
+@dataclass
+class DriftReference:
+    """The base model's greedy answers to the built-in questions (chat format, as the bot is
+    used), as scored sequences, and the mean log-probability the base gives each."""
+
+    seqs: list[tuple[list[int], int]]
+    base: list[float]
+
+
+def drift_reference(ctx: ModelContext) -> DriftReference:
+    """Model job: the reference :func:`drift_steps` measures against, made once per loaded
+    model (greedy decoding and the base weights make it the same every time)."""
+    ref = ctx.memo.get("drift_reference")
+    if isinstance(ref, DriftReference):
+        return ref
+    from runtime.generation import chat_prompt, complete_batch
+    from sleep.validation_questions import VALIDATION_QUESTIONS
+
+    conversations = [[{"role": "user", "content": v.question}] for v in VALIDATION_QUESTIONS]
+    answers = complete_batch(ctx, None, None, conversations, DRIFT_TOKENS)
+    enc = ctx.tokenizer.encode
+    seqs = []
+    for conversation, answer in zip(conversations, answers, strict=True):
+        if answer:
+            prompt = enc(chat_prompt(ctx.tokenizer, conversation), add_special_tokens=False)
+            seqs.append((prompt + enc(answer, add_special_tokens=False), len(prompt)))
+    # scored in the chunks drift_steps scores other weights in, so the base's own drift is 0
+    ctx.use_base()
+    ref = DriftReference(seqs, sequence_scores(ctx, seqs, batch=STEP_TOKENS // 64))
+    ctx.memo["drift_reference"] = ref
+    return ref
+
+
+def drift_steps(ctx: ModelContext, prepare: Callable[[], None] | None = None) -> Steps:
+    """Generator job: mean over the reference answers of how much lower their per-token
+    log-probability is under the weights ``prepare`` applies than under the base (nats per
+    token; 0 for the base itself, NaN when the base answered nothing)."""
+    ref = drift_reference(ctx)
+    if not ref.seqs:
+        return math.nan
+    post = yield from sequence_scores_steps(ctx, ref.seqs, prepare)
+    return sum(b - p for b, p in zip(ref.base, post, strict=True)) / len(post)
+
+
 def _mc_pick(items: list[MCItem], owners: list[int], scores: list[float]) -> float:
     best: dict[int, tuple[float, int]] = {}
     idx_in_item: dict[int, int] = {}
@@ -167,28 +220,36 @@ def below_base(general_post: float, general_base: float | None, tau_base: float)
 
 def gate(general_pre: float, general_post: float, tau: float,
          fact_pre: float | None, fact_post: float | None,
-         general_base: float | None = None, tau_base: float = 0.0) -> GateResult:
-    """Accept only when general ability held (against the user's current weights, and with
-    ``tau_base`` against the base model's) and (if facts were trained) memory improved."""
-    def result(ok: bool, why: str) -> GateResult:
-        return GateResult(ok, general_pre, general_post, fact_pre, fact_post, why)
+         general_base: float | None = None, tau_base: float = 0.0,
+         drift: float | None = None, max_drift: float = 0.0) -> GateResult:
+    """Accept only when general ability held (against the user's current weights, with
+    ``tau_base`` against the base model's, and with ``max_drift`` the drift from the base at
+    most that) and (if facts were trained) memory improved."""
+    def result(ok: bool, why: str, cause: str = "") -> GateResult:
+        return GateResult(ok, general_pre, general_post, fact_pre, fact_post, why, drift, cause)
 
     if any(v is None or not math.isfinite(v) for v in (general_pre, general_post)):
-        return result(False, "general ability could not be scored")
+        return result(False, "general ability could not be scored", "unscored")
     if general_post < tau * general_pre:
         return result(False, f"general ability fell: {general_post:.3f} < {tau} × "
-                             f"{general_pre:.3f}")
+                             f"{general_pre:.3f}", "general")
     if below_base(general_post, general_base, tau_base):
         return result(False, f"general ability fell below the base model's: "
-                             f"{general_post:.3f} < {tau_base} × {general_base:.3f}")
+                             f"{general_post:.3f} < {tau_base} × {general_base:.3f}", "general")
+    if max_drift:
+        if drift is None or not math.isfinite(drift):
+            return result(False, "drift from the base model could not be scored", "unscored")
+        if drift > max_drift:
+            return result(False, f"drifted from the base model: {drift:.4f} > {max_drift} "
+                                 f"nats/token on its own answers", "drift")
     if fact_pre is not None:
         if fact_post is None or not (math.isfinite(fact_pre) and math.isfinite(fact_post)):
-            return result(False, "fact recall could not be scored")
+            return result(False, "fact recall could not be scored", "unscored")
         if fact_post < fact_pre:
             return result(True, "general ability held and facts improved")
         if fact_post <= RECALLED_LOSS:
             return result(True, f"general ability held and facts still recalled (answer loss "
                                 f"{fact_post:.3f} ≤ {RECALLED_LOSS})")
         return result(False, f"facts not learned: answer loss {fact_post:.3f} ≥ "
-                             f"{fact_pre:.3f}")
+                             f"{fact_pre:.3f}", "facts")
     return result(True, "general ability held")

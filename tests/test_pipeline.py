@@ -391,6 +391,62 @@ def test_the_gate_can_compare_the_gold_choices_probability(tiny_runtime):
     assert 0.0 < prob < 1.0  # a probability, not an accuracy (the tiny model is unsure)
 
 
+def test_drift_gate_rejects_beyond_its_bound_and_says_it_may_scale():
+    held = validation.gate(0.9, 0.9, 0.9, None, None, drift=0.05, max_drift=0.05)
+    assert held.accepted and held.drift == 0.05 and held.cause == ""
+    over = validation.gate(0.9, 0.9, 0.9, None, None, drift=0.0501, max_drift=0.05)
+    assert not over.accepted and over.cause == "drift" and "drifted from the base" in over.reason
+    assert validation.gate(0.9, 0.9, 0.9, None, None, drift=9.0).accepted  # off
+    blind = validation.gate(0.9, 0.9, 0.9, None, None, drift=math.nan, max_drift=0.05)
+    assert not blind.accepted and blind.cause == "unscored"  # fails closed
+    # the cause tells the cycle whether a smaller step can help
+    assert validation.gate(0.9, 0.1, 0.9, None, None).cause == "general"
+    assert validation.gate(0.5, 0.5, 0.9, 2.0, 2.1).cause == "facts"
+
+
+def test_drift_is_zero_for_the_base_and_grows_with_the_change(tiny_runtime):
+    """The base model's own greedy answers: scored by the base they drift exactly 0; by
+    weights moved away from it, by more the further they moved."""
+    from runtime.thread import run_to_end
+    from sleep.training import _dense_weight
+
+    def job(ctx):
+        ref = validation.drift_reference(ctx)
+        assert ref.seqs and validation.drift_reference(ctx) is ref  # made once per model
+        base = run_to_end(validation.drift_steps(ctx, ctx.use_base))
+        path = "model.layers.0.mlp.down_proj"
+        w0 = _dense_weight(ctx.base_module(path))
+        noise = mx.random.normal(w0.shape, key=mx.random.key(0)) * 0.05
+        drifts = []
+        for step in (0.5, 1.0, 2.0):
+            moved = modules_from_tensors({path + ".weight": w0 + step * noise})
+            drifts.append(run_to_end(validation.drift_steps(ctx, lambda m=moved: ctx.use(m))))
+        ctx.use_base()
+        return base, drifts
+
+    from runtime.thread import modules_from_tensors
+
+    base, drifts = tiny_runtime.call(job)
+    assert base == 0.0
+    assert 0 < drifts[0] < drifts[1] < drifts[2]
+
+
+@pytest.mark.asyncio
+async def test_a_cycle_over_its_drift_bound_tries_smaller_steps_then_is_rejected(cfg):
+    async with open_engine(cfg) as engine:
+        await _say(engine, "d", FACTS_A)
+        cfg.sleep.max_drift = 1e-9  # any update drifts more
+        report = await run_cycle(engine.cycle_context("d"))
+        v = report.stages["validation"]
+        assert report.status == "rejected" and "drifted from the base" in report.reason
+        assert v["drift"] > 1e-9 and v["scale"] == pytest.approx(
+            cfg.sleep.gate_retry_scale ** cfg.sleep.gate_retries)
+        assert engine.checkpoint("d") is None  # nothing promoted
+        cfg.sleep.max_drift = 100.0
+        report = await run_cycle(engine.cycle_context("d"))
+        assert report.status == "accepted" and 0 < report.stages["validation"]["drift"] < 100
+
+
 def _item(i: int, answer: str, priority: float = 1.0):
     from memory.store import ReplayItem
 
@@ -507,6 +563,38 @@ async def test_anchor_pairs_ride_along_in_every_cycle(cfg):
         with_anchors = await run_cycle(engine.cycle_context("b"))
     assert with_anchors.status == without.status == "accepted"
     assert with_anchors.examples == without.examples + 5
+
+
+@pytest.mark.asyncio
+async def test_anchors_can_be_trained_on_the_base_models_own_answers(cfg, monkeypatch):
+    """anchor_answers "base": each anchor's answer is the base model's greedy reply after the
+    bot's system prompt (made once per model and prompt), not the written one."""
+    from runtime.generation import complete_batch
+    from sleep import anchors, pipeline
+
+    trained: list = []
+    real_build = pipeline.build_example
+
+    def spy(tok, system_prompt, pair, *args):
+        trained.append(pair)
+        return real_build(tok, system_prompt, pair, *args)
+
+    cfg.sleep.anchor_pairs, cfg.sleep.anchor_answers = 3, "base"
+    questions = [q for q, _ in anchors.ANCHORS[:3]]
+    async with open_engine(cfg) as engine:
+        prompt = cfg.chat.system_prompt
+        said = await engine.runtime.run(anchors.base_answers, prompt, questions)
+        assert said == await engine.runtime.run(complete_batch, None, None, [
+            [{"role": "system", "content": prompt}, {"role": "user", "content": q}]
+            for q in questions], anchors.ANSWER_TOKENS)
+        assert await engine.runtime.run(anchors.base_answers, prompt, questions[:1]) == said[:1]
+        await _say(engine, "s", FACTS_A)
+        monkeypatch.setattr(pipeline, "build_example", spy)
+        report = await run_cycle(engine.cycle_context("s"))
+    assert report.status == "accepted"
+    got = {p.question: p.answer for p in trained if p.kind == "anchor"}
+    expect = {q: a or w for q, a, (_, w) in zip(questions, said, anchors.ANCHORS, strict=False)}
+    assert got == expect
 
 
 @pytest.mark.asyncio

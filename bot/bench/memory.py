@@ -38,9 +38,9 @@ from bot.engine import Engine, open_engine
 from bot.wake import ChatService
 from runtime.config import Config
 from runtime.generation import complete_batch
-from runtime.thread import ModelRuntime
+from runtime.thread import ModelRuntime, run_to_end
 from sleep.factsets import FactSet, bundled_factset, load_factset, same_keys, score_answer
-from sleep.validation import MCItem, builtin_items, load_mc_file, mc_accuracy
+from sleep.validation import MCItem, builtin_items, drift_steps, load_mc_file, mc_accuracy
 
 # The paper's table (§5.1) plus the settings that bracket the 135M model's window.
 PAPER_LR_GRID = [(5e-4, 5), (2e-4, 3), (5e-5, 3), (1e-4, 1)]  # the configured default joins it
@@ -196,14 +196,16 @@ async def transcript(engine: Engine, user_id: str) -> tuple[list[str], list[dict
 
 
 async def general_scores(engine: Engine, user_id: str | None, mc: list[MCItem] | None) -> dict:
-    """Built-in validation score (remembered from the cycle's validation when it ran) and,
-    with ``mc``, multiple-choice accuracy of the base or the user's current weights."""
+    """Built-in validation score (remembered from the cycle's validation when it ran), the
+    drift from the base model (sleep.validation) and, with ``mc``, multiple-choice accuracy
+    of the base or the user's current weights."""
     checkpoint = engine.checkpoint(user_id) if user_id else None
     known = engine.general_scores.get(engine.weights_key(checkpoint))
 
     def score(ctx) -> dict:
         ctx.use_user(user_id, checkpoint) if user_id else ctx.use_base()
-        out = {"builtin": known if known is not None else mc_accuracy(ctx, builtin_items())}
+        out = {"builtin": known if known is not None else mc_accuracy(ctx, builtin_items()),
+               "drift": run_to_end(drift_steps(ctx))}
         if mc:
             out["mc"] = mc_accuracy(ctx, mc)
         return out
