@@ -64,11 +64,14 @@ async def test_lifelong_sleeps_every_night_and_asks_what_was_said(tiny_config, t
     result = await run_lifelong(cfg, LifelongOptions(chat, mc=mc, out=tmp_path / "out"))
     nights = result["nights"]
     # retention after every night, on the weights that night left; the last is the end's
-    assert all(set(n["general"]) == {"builtin", "mc"} for n in nights)
+    assert all(set(n["general"]) == {"builtin", "mc", "drift"} for n in nights)
+    assert result["general_base"]["drift"] == 0.0  # the base from itself
+    assert all(n["general"]["drift"] > 0 for n in nights)  # every accepted night moved it
     assert all(n["general"]["mc"] in (0.0, 1 / 3, 2 / 3, 1.0) for n in nights)
     assert result["general_after"] == nights[-1]["general"]
     assert "mc" in result["general_base"]
     assert "Lowest MC over the nights" in format_table(result)
+    assert "Drift from the base" in format_table(result)
     assert [n["day"] for n in nights] == ["2025-03-03", "2025-03-04", "2025-03-05"]
     assert [n["turns"] for n in nights] == [2, 1, 1]
     assert [n["asked"] for n in nights] == [2, 3, 4]
@@ -82,6 +85,14 @@ async def test_lifelong_sleeps_every_night_and_asks_what_was_said(tiny_config, t
     partial = json.loads((tmp_path / "out" / "partial.json").read_text())
     assert len(partial["nights"]) == 3  # written after every night
     assert all(n["status"] == "accepted" for n in nights), nights
+    assert all(n["reason"] and n["scale"] == 1.0 for n in nights)  # each night's verdict
+    assert "Nights rejected: 0; accepted at a smaller step: 0." in format_table(result)
+    told = json.loads(json.dumps(result))  # what the table says of rejected and scaled nights
+    told["nights"][1].update(status="rejected", reason="general ability fell below the base "
+                             "model's: 0.925 < 0.95 × 1.000")
+    told["nights"][2]["scale"] = 0.7
+    assert ("Nights rejected: 1 (general ability fell below the base model's: 1); accepted at "
+            "a smaller step: 1.") in format_table(told)
     assert result["week_one"]["questions"] == 4
     assert 0.0 <= result["week_one"]["at_the_end"] <= 1.0
     assert result["general_after"]["builtin"] >= 0.0

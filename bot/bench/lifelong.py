@@ -24,6 +24,7 @@ import dataclasses
 import json
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -119,6 +120,8 @@ class Night:
     general: dict = field(default_factory=dict)
     hits: dict[int, bool] = field(default_factory=dict)  # question index -> answered right
     answers: dict[int, str] = field(default_factory=dict)  # question index -> tonight's answer
+    reason: str = ""  # the cycle's verdict (why a night was rejected, or at what step)
+    scale: float = 1.0  # the step of the update validation kept (1: the whole update)
 
 
 @dataclass
@@ -177,12 +180,14 @@ async def run_lifelong(cfg: Config, opts: LifelongOptions) -> dict:
                                                report.seconds, len(ready), direct[0],
                                                reworded[0], ex.get("facts", 0),
                                                ex.get("pairs", 0), lost, general, hits,
-                                               said_now))
+                                               said_now, report.reason,
+                                               report.stages.get("validation", {}).get("scale",
+                                                                                        1.0)))
                     log_progress(f"lifelong night {night} ({day}): {len(today)} turns, cycle "
                                  f"{report.status} in {report.seconds:.0f}s, recall "
                                  f"{direct[0]:.0%} of {len(ready)} questions, {lost} of "
                                  f"{len(known)} once recalled now missed, general "
-                                 f"{_general_text(general)}")
+                                 f"{_general_text(general)} ({report.reason})")
                     # so far, every night: a run cut short still leaves its nights
                     opts.out.mkdir(parents=True, exist_ok=True)
                     (opts.out / "partial.json").write_text(json.dumps(_to_dict(result)))
@@ -232,11 +237,13 @@ def _to_dict(r: LifelongResult) -> dict:
 
 
 def _general_text(g: dict) -> str:
-    """"0.950 / MC 0.480": built-in score, and the MC accuracy when there is one ("" for a
-    night of a results file written before nights were scored)."""
+    """"0.950 / MC 0.480 / drift 0.012": built-in score, and the MC accuracy and the drift
+    from the base when there are ("" for a night of a results file written before nights
+    were scored)."""
     if "builtin" not in g:
         return ""
-    return f"{g['builtin']:.3f}" + (f" / MC {g['mc']:.3f}" if "mc" in g else "")
+    return (f"{g['builtin']:.3f}" + (f" / MC {g['mc']:.3f}" if "mc" in g else "")
+            + (f" / drift {g['drift']:.3f}" if "drift" in g else ""))
 
 
 def format_table(r: dict) -> str:
@@ -249,9 +256,15 @@ def format_table(r: dict) -> str:
                      f"{n['seconds']:.0f} | {n['asked']} | {n['direct']:.0%} / "
                      f"{n['reworded']:.0%} | {n.get('lost', 0)} | "
                      f"{_general_text(n.get('general') or {})} |")
+    rejected = [n.get("reason", "").split(":")[0] for n in r["nights"]
+                if n["status"] == "rejected"]
+    scaled = sum(1 for n in r["nights"] if n["status"] == "accepted" and n.get("scale", 1) < 1)
+    why = ", ".join(f"{k or 'no reason recorded'}: {v}" for k, v in Counter(rejected).items())
+    lines.append(f"\nNights rejected: {len(rejected)}{f' ({why})' if why else ''}; accepted at "
+                 f"a smaller step: {scaled}.")
     w = r["week_one"]
     if w:
-        lines.append(f"\nWeek-one facts ({w['questions']}): recall {w['when_learned']:.0%} right "
+        lines.append(f"Week-one facts ({w['questions']}): recall {w['when_learned']:.0%} right "
                      f"after they were learned, {w['at_the_end']:.0%} at the end (new process).")
     gb, ga = r["general_base"], r["general_after"]
     if gb:
@@ -267,6 +280,11 @@ def format_table(r: dict) -> str:
                          f"base); nights at >= 98% of it: "
                          f"{sum(n['general']['mc'] >= 0.98 * gb['mc'] for n in low)} of "
                          f"{len(low)}.")
+        drifts = [n["general"]["drift"] for n in r["nights"] if "drift" in (n.get("general")
+                                                                              or {})]
+        if drifts:
+            lines.append(f"Drift from the base (nats/token on its own answers): "
+                         f"{drifts[-1]:.4f} at the end, {max(drifts):.4f} at most.")
     return "\n".join(lines)
 
 
