@@ -6,6 +6,7 @@ thread (submit it through :class:`runtime.thread.ModelRuntime`); none is called 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,6 +219,21 @@ def complete_batch(ctx: ModelContext, user_id: str | None, checkpoint: Path | No
         keep = cut_at_loop(ids, ends_sentence)  # the same cut as a reply streamed alone
         texts.append((text if keep == len(ids) else ctx.tokenizer.decode(ids[:keep])).strip())
     return texts
+
+
+def base_replies(ctx: ModelContext, conversations: list[list[dict]], max_tokens: int
+                 ) -> list[str]:
+    """The base model's greedy replies (:func:`complete_batch`), each made once per loaded
+    model and kept in ``ctx.memo``: greedy decoding would give the same reply again. What
+    later jobs compare other weights with, or train them to keep."""
+    memo = ctx.memo.setdefault("base replies", {})
+    keys = [(json.dumps(c, sort_keys=True), max_tokens) for c in conversations]
+    todo = dict(zip(keys, conversations, strict=True))
+    todo = {k: c for k, c in todo.items() if k not in memo}
+    if todo:
+        memo.update(zip(todo, complete_batch(ctx, None, None, list(todo.values()), max_tokens),
+                        strict=True))
+    return [memo[k] for k in keys]
 
 
 MIN_SHARED_PREFILL = 16  # below this, one more prefill call costs more than it saves

@@ -76,18 +76,13 @@ def anchor_pairs(n: int) -> list[QAPair]:
 
 
 def base_answers(ctx: ModelContext, system_prompt: str, questions: list[str]) -> list[str]:
-    """Model job: the base model's greedy answers to ``questions`` after ``system_prompt``,
-    made once per loaded model and prompt (greedy decoding gives the same answers again)."""
-    from runtime.generation import complete_batch
+    """Model job: the base model's greedy answers to ``questions`` after ``system_prompt``
+    (made once per loaded model)."""
+    from runtime.generation import base_replies
 
-    memo = ctx.memo.setdefault(f"anchor answers after {system_prompt!r}", {})
-    todo = [q for q in questions if q not in memo]
-    if todo:
-        conversations = [[{"role": "system", "content": system_prompt},
-                          {"role": "user", "content": q}] for q in todo]
-        memo.update(zip(todo, complete_batch(ctx, None, None, conversations, ANSWER_TOKENS),
-                        strict=True))
-    return [memo[q] for q in questions]
+    return base_replies(ctx, [[{"role": "system", "content": system_prompt},
+                               {"role": "user", "content": q}] for q in questions],
+                        ANSWER_TOKENS)
 
 
 def with_answers(pairs: list[QAPair], answers: list[str]) -> list[QAPair]:

@@ -159,11 +159,11 @@ def drift_reference(ctx: ModelContext) -> DriftReference:
     ref = ctx.memo.get("drift_reference")
     if isinstance(ref, DriftReference):
         return ref
-    from runtime.generation import chat_prompt, complete_batch
+    from runtime.generation import base_replies, chat_prompt
     from sleep.validation_questions import VALIDATION_QUESTIONS
 
     conversations = [[{"role": "user", "content": v.question}] for v in VALIDATION_QUESTIONS]
-    answers = complete_batch(ctx, None, None, conversations, DRIFT_TOKENS)
+    answers = base_replies(ctx, conversations, DRIFT_TOKENS)
     enc = ctx.tokenizer.encode
     seqs = []
     for conversation, answer in zip(conversations, answers, strict=True):
