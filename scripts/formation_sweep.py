@@ -100,6 +100,7 @@ async def one(cfg: Config, runtime, path: Path, mc, show: bool = False, seed: in
             "turns": len(fs.user_turns), "seconds": round(seconds, 1),
             "loss": [tr.get("loss_first"), tr.get("loss_last")], "scale": v.get("scale"),
             "mc": general.get("mc"), "builtin": general.get("builtin"),
+            "drift": general.get("drift"),
             "stage_seconds": {k: st.get("seconds") for k, st in report.stages.items()}} | (
         {"cycles": history} if cycles > 1 else {}) | (
         {"answers": [{"q": q, "a": a, "hit": q not in missed}
@@ -158,7 +159,8 @@ async def main() -> int:
                        "examples_per_turn": sum(r["examples"] for r in rows)
                        / sum(r["turns"] for r in rows),
                        "accepted": sum(r["status"] == "accepted" for r in rows),
-                       "mc": (sum(r["mc"] for r in rows) / n) if mc else None}
+                       "mc": (sum(r["mc"] for r in rows) / n) if mc else None,
+                       "drift": (sum(r["drift"] for r in rows) / n) if mc else None}
             if args.cycles > 1:  # per cycle: recall, interference, questions lost since
                 summary["cycles"] = [
                     {k: round(sum(r["cycles"][c][k] for r in rows) / n, 3)

@@ -76,7 +76,7 @@ def _fake_results() -> dict:
                        "retrieval": {"direct": 0.5, "reworded": 0.25, "misses": []},
                        "full_context": {"direct": 1.0, "reworded": None, "misses": []},
                        "cycles": [cyc], "general_base": {"builtin": 1.0, "mc": 0.5},
-                       "general_after": {"builtin": 0.95, "mc": 0.49}}],
+                       "general_after": {"builtin": 0.95, "mc": 0.49, "drift": 0.25}}],
         "isolation": {"leaked": 0, "questions_asked": 8, "leaks": [],
                       "second_user_cycle": "accepted"},
         "lr_sweep": [{"learning_rate": 1e-4, "epochs": 1, "steps": 10, "recall_direct": 0.5,
@@ -91,6 +91,7 @@ def test_table_plots_and_targets_from_results(tmp_path):
     assert "| x | 4 | 75% | 0% / 0% | 50% / 25% | 100% / — | 75% / 50% |" in table
     assert "0 leaked answers of 8" in table and "| 0.0001 | 1 | 10 | 50% / 25% |" in table
     assert "another of the user's facts (interference), after each sleep: 12%" in table
+    assert "(98.0% of base); drift from the base 0.250 nats/token" in table
     paths = plot(results, tmp_path)
     assert [p.name for p in paths] == ["recall_per_cycle.png", "lr_sensitivity.png"]
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -380,8 +380,9 @@ def summary_table(results: dict) -> str:
         gb, ga = f["general_base"], f["general_after"]
         mc = (f"; MC {ga['mc']:.3f} vs base {gb['mc']:.3f} "
               f"({ga['mc'] / gb['mc']:.1%} of base)") if "mc" in gb and gb["mc"] else ""
+        drift = f"; drift from the base {ga['drift']:.3f} nats/token" if "drift" in ga else ""
         lines.append(f"- {f['factset']}: built-in validation {ga['builtin']:.3f} vs base "
-                     f"{gb['builtin']:.3f}{mc}")
+                     f"{gb['builtin']:.3f}{mc}{drift}")
     iso = results.get("isolation")
     if iso:
         caveat = "" if iso["second_user_cycle"] == "accepted" else (
