@@ -228,8 +228,7 @@ def base_replies(ctx: ModelContext, conversations: list[list[dict]], max_tokens:
     later jobs compare other weights with, or train them to keep."""
     memo = ctx.memo.setdefault("base replies", {})
     keys = [(json.dumps(c, sort_keys=True), max_tokens) for c in conversations]
-    todo = dict(zip(keys, conversations, strict=True))
-    todo = {k: c for k, c in todo.items() if k not in memo}
+    todo = {k: c for k, c in zip(keys, conversations, strict=True) if k not in memo}
     if todo:
         memo.update(zip(todo, complete_batch(ctx, None, None, list(todo.values()), max_tokens),
                         strict=True))

@@ -5,9 +5,10 @@ Two gates, both fail closed (a gate that cannot score rejects):
 * **general ability**: multiple-choice accuracy on a fixed question set, by log-likelihood of
   each choice (mean per token); accept only if ``post >= tau * pre`` (the paper's rule).
 * **drift** (optional, ``max_drift``): how much less likely the weights make the base model's
-  own greedy answers to the built-in questions, in nats per token (a Monte Carlo view of the
-  KL divergence from the base). It sees every token of 40 answers, not 40 right-or-wrong
-  picks, so an update cannot pass it by keeping a few saturated items right while it drifts.
+  own greedy answers to the built-in questions, in nats per token (kin to the KL divergence
+  from the base, taken at the base's greedy tokens instead of samples). It sees every token
+  of 40 answers, not 40 right-or-wrong picks, so an update cannot pass it by keeping a few
+  saturated items right while it drifts.
 * **memory** (the paper had none): the cycle's facts (new ones, or the replayed ones in a
   replay-only cycle) must be better recalled than before, measured as the mean answer loss of
   one question per fact: ``post < pre``, or still recalled: ``post <= RECALLED_LOSS``.
