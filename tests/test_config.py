@@ -187,6 +187,13 @@ def test_on_a_gpu_the_bundled_model_trains_more_per_cycle(tmp_path, device):
         data_dir=tmp_path, model="some/model-dir", env={}, device="cpu").sleep.train.epochs
 
 
+def test_env_example_lists_every_setting_the_environment_can_set():
+    from runtime.config import _ENV
+
+    text = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    assert [name for name in _ENV if name not in text] == []
+
+
 def test_env_example_states_the_bundled_models_defaults():
     """.env.example quotes the bundled model's training defaults; they must not go stale."""
     import re
