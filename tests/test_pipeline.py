@@ -378,14 +378,11 @@ def test_gold_prob_is_the_mean_softmax_share_of_the_gold_choice():
 
 
 def test_the_gate_can_compare_the_gold_choices_probability(tiny_runtime):
+    from runtime.thread import run_to_end
+
     def job(ctx):
         ctx.use_base()
-        steps = validation.mc_accuracy_steps(ctx, MC, None, "gold_prob")
-        try:
-            while True:
-                next(steps)
-        except StopIteration as stop:
-            return stop.value
+        return run_to_end(validation.mc_accuracy_steps(ctx, MC, None, "gold_prob"))
 
     prob = tiny_runtime.call(job)
     assert 0.0 < prob < 1.0  # a probability, not an accuracy (the tiny model is unsure)
@@ -407,7 +404,7 @@ def test_drift_gate_rejects_beyond_its_bound_and_says_it_may_scale():
 def test_drift_is_zero_for_the_base_and_grows_with_the_change(tiny_runtime):
     """The base model's own greedy answers: scored by the base they drift exactly 0; by
     weights moved away from it, by more the further they moved."""
-    from runtime.thread import run_to_end
+    from runtime.thread import modules_from_tensors, run_to_end
     from sleep.training import _dense_weight
 
     def job(ctx):
@@ -423,8 +420,6 @@ def test_drift_is_zero_for_the_base_and_grows_with_the_change(tiny_runtime):
             drifts.append(run_to_end(validation.drift_steps(ctx, lambda m=moved: ctx.use(m))))
         ctx.use_base()
         return base, drifts
-
-    from runtime.thread import modules_from_tensors
 
     base, drifts = tiny_runtime.call(job)
     assert base == 0.0

@@ -280,8 +280,8 @@ def format_table(r: dict) -> str:
                          f"base); nights at >= 98% of it: "
                          f"{sum(n['general']['mc'] >= 0.98 * gb['mc'] for n in low)} of "
                          f"{len(low)}.")
-        drifts = [n["general"]["drift"] for n in r["nights"] if "drift" in (n.get("general")
-                                                                              or {})]
+        drifts = [g["drift"] for g in (n.get("general") or {} for n in r["nights"])
+                  if "drift" in g]
         if drifts:
             lines.append(f"Drift from the base (nats/token on its own answers): "
                          f"{drifts[-1]:.4f} at the end, {max(drifts):.4f} at most.")
